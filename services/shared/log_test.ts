@@ -1,0 +1,39 @@
+import { assertEquals } from "../../testing/assert.ts";
+import { createLogger, type LogLevel } from "./log.ts";
+
+function capture(level: LogLevel) {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger({
+    component: "test",
+    level,
+    sink: (line) => lines.push(JSON.parse(line)),
+  });
+  return { lines, log };
+}
+
+Deno.test("log lines are JSON with level, component, message and fields", () => {
+  const { lines, log } = capture("info");
+  log.info("found bridge k6t-eth0", { bridge: "k6t-eth0" });
+  assertEquals(lines.length, 1);
+  assertEquals(lines[0].level, "info");
+  assertEquals(lines[0].component, "test");
+  assertEquals(lines[0].msg, "found bridge k6t-eth0");
+  assertEquals(lines[0].bridge, "k6t-eth0");
+  assertEquals(typeof lines[0].time, "string");
+});
+
+Deno.test("lines below the configured level are dropped", () => {
+  const { lines, log } = capture("warn");
+  log.debug("noise");
+  log.info("noise");
+  log.warn("kept");
+  log.error("kept too");
+  assertEquals(lines.map((l) => l.msg), ["kept", "kept too"]);
+});
+
+Deno.test("with() adds fields to every line and errors become their message", () => {
+  const { lines, log } = capture("debug");
+  log.with({ request: 7 }).error("failed", { error: new Error("boom") });
+  assertEquals(lines[0].request, 7);
+  assertEquals(lines[0].error, "boom");
+});
