@@ -1,0 +1,20 @@
+import { assert, assertEquals, assertThrows } from "../../../testing/assert.ts";
+
+const EBADF = 9;
+import { check, cString, errno, interfaceIndex, isSyscallError, libc } from "./libc.ts";
+
+Deno.test("cString appends exactly one NUL byte", () => {
+  assertEquals([...cString("lo")], [0x6c, 0x6f, 0]);
+});
+
+Deno.test("interfaceIndex finds loopback and returns 0 for an unknown name", () => {
+  assert(interfaceIndex("lo") > 0);
+  assertEquals(interfaceIndex("no-such-if0"), 0);
+});
+
+Deno.test("check turns a failed call into an error naming the call and errno", () => {
+  const result = libc().close(-1);
+  assertEquals(errno(), EBADF);
+  const error = assertThrows(() => check("close", result), /^close failed: .* \(errno 9\)$/);
+  assert(isSyscallError(error, EBADF));
+});
