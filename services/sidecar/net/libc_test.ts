@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertThrows } from "../../../testing/assert.ts";
+import { check, cString, errno, interfaceIndex, isSyscallError, libc } from "./libc.ts";
 
 const EBADF = 9;
-import { check, cString, errno, interfaceIndex, isSyscallError, libc } from "./libc.ts";
 
 Deno.test("cString appends exactly one NUL byte", () => {
   assertEquals([...cString("lo")], [0x6c, 0x6f, 0]);
