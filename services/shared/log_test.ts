@@ -1,5 +1,5 @@
 import { assertEquals } from "../../testing/assert.ts";
-import { createLogger, type LogLevel } from "./log.ts";
+import { createLogger, isoTime, type LogLevel } from "./log.ts";
 
 function capture(level: LogLevel) {
   const lines: Record<string, unknown>[] = [];
@@ -36,4 +36,10 @@ Deno.test("with() adds fields to every line and errors become their message", ()
   log.with({ request: 7 }).error("failed", { error: new Error("boom") });
   assertEquals(lines[0].request, 7);
   assertEquals(lines[0].error, "boom");
+});
+
+Deno.test("isoTime formats like Date.prototype.toISOString", () => {
+  const samples = [0, 951_782_400_000, 1_709_164_799_999, 4_102_444_800_000, 1_763_850_000_123];
+  for (let ms = 0; ms < 4e12; ms += 9_876_543_210.987) samples.push(Math.floor(ms));
+  for (const ms of samples) assertEquals(isoTime(ms), new Date(ms).toISOString());
 });

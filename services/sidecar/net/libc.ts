@@ -18,6 +18,7 @@ const symbols = {
   recvfrom: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"], result: "isize" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   pollAsync: {
     name: "poll",
@@ -29,6 +30,7 @@ const symbols = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   if_nametoindex: { parameters: ["buffer"], result: "u32" },
+  if_indextoname: { parameters: ["u32", "buffer"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const;
@@ -94,6 +96,33 @@ export function interfaceIndex(name: string): number {
   return libc().if_nametoindex(cString(name));
 }
 
+/**
+ * Attaches a classic BPF program (struct sock_filter[]) to a socket: SO_ATTACH_FILTER with a
+ * struct sock_fprog { u16 len; u8 pad[6]; struct sock_filter *filter; }.
+ */
+export function attachSocketFilter(
+  fd: number,
+  program: Uint8Array<ArrayBuffer>,
+  what: string,
+): void {
+  const fprog = new Uint8Array(16);
+  const view = new DataView(fprog.buffer);
+  view.setUint16(0, program.length / 8, true);
+  view.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program))), true);
+  check(
+    `attach socket filter to ${what}`,
+    libc().setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16),
+  );
+}
+
+/** The name of the interface with index `index`, or undefined when there is none. */
+export function interfaceName(index: number): string | undefined {
+  const buffer = new Uint8Array(16);
+  if (libc().if_indextoname(index, buffer) === null) return undefined;
+  const end = buffer.indexOf(0);
+  return new TextDecoder().decode(buffer.subarray(0, end < 0 ? buffer.length : end));
+}
+
 // Constants from <sys/socket.h>, <linux/if_ether.h>, <poll.h>, <sys/eventfd.h>, <errno.h>.
 export const AF_NETLINK = 16;
 export const AF_PACKET = 17;
@@ -102,8 +131,10 @@ export const SOCK_DGRAM = 2;
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOL_SOCKET = 1;
+export const SHUT_RDWR = 2;
 export const SO_RCVBUF = 8;
 export const SO_SNDBUF = 7;
+export const SO_ATTACH_FILTER = 26;
 export const MSG_DONTWAIT = 0x40;
 export const POLLIN = 0x1;
 export const EFD_CLOEXEC = 0o2000000;
@@ -111,8 +142,11 @@ export const EFD_NONBLOCK = 0o4000;
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_IP = 0x0800;
 export const ETH_P_ALL = 0x0003;
+/** sockaddr_ll.sll_pkttype of a frame this host sent. */
+export const PACKET_OUTGOING = 4;
 export const EPERM = 1;
 export const ENOENT = 2;
+export const ESRCH = 3;
 export const EINTR = 4;
 export const EAGAIN = 11;
 export const EBUSY = 16;
@@ -120,3 +154,6 @@ export const EEXIST = 17;
 export const ENODEV = 19;
 export const EINVAL = 22;
 export const EADDRNOTAVAIL = 99;
+export const ENOBUFS = 105;
+export const ENETDOWN = 100;
+export const ENXIO = 6;

@@ -1,5 +1,13 @@
 import { assert, assertEquals, assertThrows } from "../../../testing/assert.ts";
-import { check, cString, errno, interfaceIndex, isSyscallError, libc } from "./libc.ts";
+import {
+  check,
+  cString,
+  errno,
+  interfaceIndex,
+  interfaceName,
+  isSyscallError,
+  libc,
+} from "./libc.ts";
 
 const EBADF = 9;
 
@@ -17,4 +25,9 @@ Deno.test("check turns a failed call into an error naming the call and errno", (
   assertEquals(errno(), EBADF);
   const error = assertThrows(() => check("close", result), /^close failed: .* \(errno 9\)$/);
   assert(isSyscallError(error, EBADF));
+});
+
+Deno.test("interfaceName maps an index back to its name", () => {
+  assertEquals(interfaceName(interfaceIndex("lo")), "lo");
+  assertEquals(interfaceName(0x7ffffff0), undefined);
 });

@@ -1,0 +1,366 @@
+/**
+ * Benchmark building blocks: percentiles, a child process's resident memory,
+ * HTTP load at a fixed concurrency or a fixed rate, and starting/stopping a
+ * server process and waiting for its port. Benchmarks only target 127.0.0.1.
+ */
+
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** The p-th percentile (0-100) of `values` (milliseconds), nearest-rank. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+export function summarize(latencies: readonly number[]): LatencySummary {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
+}
+
+/** Resident set size of a process in MiB, from /proc/<pid>/status (VmRSS). */
+export function rssMiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!match) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(match[1]) / 1024;
+}
+
+/**
+ * CPU time (user + system) a process has used so far, in milliseconds, from
+ * /proc/<pid>/stat (clock ticks of 10 ms, the Linux USER_HZ).
+ */
+export function cpuMs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** Samples a process's RSS every `intervalMs` until stopped; returns the peak. */
+export function sampleRss(pid: number, intervalMs = 100): { stop(): number } {
+  let peak = rssMiB(pid);
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssMiB(pid));
+    } catch { /* the process is gone */ }
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, rssMiB(pid));
+    },
+  };
+}
+
+const repositoryRoot = new URL("..", import.meta.url).pathname;
+
+/**
+ * The runtime flags of a deno.json task of the form `deno run FLAGS... SCRIPT`:
+ * what comes between `run` and the script. Lets benchmarks and the demo run a
+ * service exactly as its task (and container image) does.
+ */
+export async function taskRuntimeFlags(task: string, script: string): Promise<string[]> {
+  const tasks = JSON.parse(await Deno.readTextFile(`${repositoryRoot}deno.json`)).tasks;
+  const words = String(tasks[task]).trim().split(/\s+/);
+  const start = words.indexOf("run") + 1;
+  const end = words.indexOf(script);
+  if (start === 0 || end < start) throw new Error(`task "${task}" does not run ${script}`);
+  return words.slice(start, end);
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`port ${port} did not open: ${error}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+export interface ServerProcess {
+  pid: number;
+  port: number;
+  /** SIGTERM, then SIGKILL after 3 s; resolves when the process has exited. */
+  stop(): Promise<void>;
+}
+
+/** Starts `command args` with `env`, waits until 127.0.0.1:`port` accepts connections. */
+export async function startServer(options: {
+  command?: string;
+  args: string[];
+  env?: Record<string, string>;
+  port: number;
+  /** Show the process's output (default: discarded). */
+  inheritOutput?: boolean;
+}): Promise<ServerProcess> {
+  const child = new Deno.Command(options.command ?? Deno.execPath(), {
+    args: options.args,
+    env: options.env,
+    stdin: "null",
+    stdout: options.inheritOutput ? "inherit" : "null",
+    stderr: options.inheritOutput ? "inherit" : "null",
+  }).spawn();
+  try {
+    await waitForPort(options.port);
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await child.status;
+    throw error;
+  }
+  return {
+    pid: child.pid,
+    port: options.port,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already exited */ }
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already exited */ }
+      }, 3000);
+      await child.status;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  seconds: number;
+  requestsPerSecond: number;
+  latencies: LatencySummary;
+}
+
+export interface LoadOptions {
+  url: string;
+  headers?: HeadersInit;
+  /** Request method (default GET) and body, e.g. POST with a JSON document. */
+  method?: string;
+  body?: BodyInit;
+  /** An HTTP client, e.g. one trusting a test CA for HTTPS. */
+  client?: Deno.HttpClient;
+  durationMs: number;
+  /** Optional warm-up before measuring. */
+  warmupMs?: number;
+}
+
+async function timedRequest(options: LoadOptions): Promise<number> {
+  const { url, headers, method, body, client } = options;
+  const started = performance.now();
+  const response = await fetch(url, { headers, method, body, client });
+  await response.arrayBuffer();
+  if (!response.ok) throw new Error(`status ${response.status}`);
+  return performance.now() - started;
+}
+
+/** Keeps `concurrency` requests in flight for `durationMs`. */
+export async function loadAtConcurrency(
+  options: LoadOptions & { concurrency: number },
+): Promise<LoadResult> {
+  if (options.warmupMs) {
+    await loadAtConcurrency({ ...options, durationMs: options.warmupMs, warmupMs: 0 });
+  }
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + options.durationMs;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      try {
+        latencies.push(await timedRequest(options));
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    requests: latencies.length,
+    errors,
+    seconds,
+    requestsPerSecond: latencies.length / seconds,
+    latencies: summarize(latencies),
+  };
+}
+
+/**
+ * A minimal HTTP/1.1 keep-alive client over raw TCP: far less client-side work
+ * than fetch, so latencies at a low fixed rate are the server's, not ours.
+ */
+export interface RawConnection {
+  busy: boolean;
+  /** Sends a GET and resolves to the status once the whole response is read. */
+  get(path: string, headers: Record<string, string>): Promise<number>;
+  close(): void;
+}
+
+export async function rawConnection(hostname: string, port: number): Promise<RawConnection> {
+  const conn = await Deno.connect({ hostname, port });
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(65536);
+  let pending = new Uint8Array(0);
+  const connection: RawConnection = {
+    busy: false,
+    async get(path, headers) {
+      connection.busy = true;
+      try {
+        const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+        await conn.write(
+          encoder.encode(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\n${lines.join("")}\r\n`),
+        );
+        while (true) {
+          const text = decoder.decode(pending);
+          const end = text.indexOf("\r\n\r\n");
+          if (end >= 0) {
+            const length = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+            const total = end + 4 + length;
+            if (pending.length >= total) {
+              pending = pending.slice(total);
+              return Number(text.slice(9, 12));
+            }
+          }
+          const n = await conn.read(buffer);
+          if (n === null) throw new Error("connection closed");
+          const joined = new Uint8Array(pending.length + n);
+          joined.set(pending);
+          joined.set(buffer.subarray(0, n), pending.length);
+          pending = joined;
+        }
+      } finally {
+        connection.busy = false;
+      }
+    },
+    close: () => conn.close(),
+  };
+  return connection;
+}
+
+/** Sends `rate` requests per second (with fetch) on a fixed schedule for `durationMs`. */
+export async function loadAtRate(options: LoadOptions & { rate: number }): Promise<LoadResult> {
+  if (options.warmupMs) {
+    await loadAtRate({ ...options, durationMs: options.warmupMs, warmupMs: 0 });
+  }
+  const latencies: number[] = [];
+  let errors = 0;
+  const interval = 1000 / options.rate;
+  const total = Math.floor(options.durationMs / interval);
+  const started = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const wait = started + i * interval - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    pending.push(
+      timedRequest(options).then(
+        (ms) => void latencies.push(ms),
+        () => void errors++,
+      ),
+    );
+  }
+  await Promise.all(pending);
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    requests: latencies.length,
+    errors,
+    seconds,
+    requestsPerSecond: latencies.length / seconds,
+    latencies: summarize(latencies),
+  };
+}
+
+/**
+ * Sends `rate` plain-HTTP GETs per second on a fixed schedule for `durationMs`,
+ * over raw keep-alive connections (a new one only when all are busy, so a slow
+ * response never delays the next send). Latency runs from the write of the
+ * request to the last byte of the response.
+ */
+export async function loadAtRateRaw(options: {
+  hostname: string;
+  port: number;
+  path: string;
+  headers?: Record<string, string>;
+  rate: number;
+  durationMs: number;
+  warmupMs?: number;
+}): Promise<LoadResult> {
+  if (options.warmupMs) {
+    await loadAtRateRaw({ ...options, durationMs: options.warmupMs, warmupMs: 0 });
+  }
+  const headers = options.headers ?? {};
+  const pool: RawConnection[] = [];
+  const latencies: number[] = [];
+  let errors = 0;
+  const interval = 1000 / options.rate;
+  const total = Math.floor(options.durationMs / interval);
+  const started = performance.now();
+  const pending: Promise<void>[] = [];
+  try {
+    for (let i = 0; i < total; i++) {
+      const scheduled = started + i * interval;
+      const wait = scheduled - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      let connection = pool.find((c) => !c.busy);
+      if (connection === undefined) {
+        connection = await rawConnection(options.hostname, options.port);
+        pool.push(connection);
+      }
+      const sent = performance.now();
+      pending.push(
+        connection.get(options.path, headers).then(
+          (status) => {
+            if (status >= 200 && status < 300) latencies.push(performance.now() - sent);
+            else errors++;
+          },
+          () => void errors++,
+        ),
+      );
+    }
+    await Promise.all(pending);
+  } finally {
+    for (const connection of pool) connection.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    requests: latencies.length,
+    errors,
+    seconds,
+    requestsPerSecond: latencies.length / seconds,
+    latencies: summarize(latencies),
+  };
+}
+
+/** Prints rows as an aligned text table. */
+export function printTable(title: string, header: string[], rows: string[][]): void {
+  const widths = header.map((cell, i) =>
+    Math.max(cell.length, ...rows.map((row) => row[i].length))
+  );
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i])).join("  ");
+  console.log(`\n${title}`);
+  console.log(line(header));
+  console.log(line(widths.map((width) => "-".repeat(width))));
+  for (const row of rows) console.log(line(row));
+}
+
+export const fixed = (value: number, digits = 2): string => value.toFixed(digits);

@@ -1,0 +1,345 @@
+/**
+ * The end-to-end scenarios. Each VM of a scenario is created from its
+ * deploy/test manifest in the run's namespace; the checks then look at the
+ * virt-launcher pod, ask the metadata service from the compute container and
+ * from inside the guest, and check tokens with the API server.
+ */
+
+import { KUBEVIRT, METADATA_ADDRESS, NOCLOUD_SERIAL } from "../services/shared/contract.ts";
+import { ANNOTATIONS } from "../services/shared/contract.ts";
+import { type Cluster, execIn, getVmi, reviewToken } from "./cluster.ts";
+import { type ExpectedIdentity, identityProblems, sidecarProblems } from "./checks.ts";
+import { type GuestConsole, openConsole } from "./console.ts";
+import { decodeJwt, serviceAccountClaims, tokenFromBody } from "./jwt.ts";
+import type { KubeObject } from "./manifests.ts";
+import type { E2eOptions, Scenario } from "./options.ts";
+import { done, pollUntil, waiting } from "./poll.ts";
+import { CURL_STATUS_FLAGS, type HttpAnswer, parseCurlOutput } from "./transcript.ts";
+
+/** Which deploy/test files each scenario needs (created once per run, shared). */
+export const SCENARIO_FILES: Record<Scenario, string[]> = {
+  masquerade: ["vm-cirros-masquerade.yaml"],
+  bridge: ["vm-cirros-bridge.yaml"],
+  isolation: ["vm-cirros-masquerade.yaml", "vm-cirros-bridge.yaml"],
+  "user-data-secret": ["vm-cirros-user-data-secret.yaml"],
+  "no-dhcp": ["net-attach-def-no-dhcp.yaml", "vm-cirros-no-dhcp.yaml"],
+  "cloud-init": ["vm-ubuntu-cloud-init.yaml"],
+};
+
+const CIRROS = { user: "cirros", password: "gocubsgo" };
+const UBUNTU = { user: "ubuntu", password: "imds-test" };
+
+export interface RunContext {
+  cluster: Cluster;
+  options: E2eOptions;
+  namespace: string;
+  /** The objects created for this run, by file name. */
+  manifests: Map<string, KubeObject[]>;
+  log(message: string): void;
+}
+
+export type Check = (run: RunContext) => Promise<void>;
+
+function fail(problems: string[], what: string): void {
+  if (problems.length > 0) throw new Error(`${what}:\n  - ${problems.join("\n  - ")}`);
+}
+
+function vmFrom(run: RunContext, file: string): KubeObject {
+  const vm = run.manifests.get(file)?.find((o) => o.kind === "VirtualMachine");
+  if (!vm) throw new Error(`${file} holds no VirtualMachine`);
+  return vm;
+}
+
+function expectedIdentity(run: RunContext, vm: KubeObject): ExpectedIdentity {
+  // deno-lint-ignore no-explicit-any
+  const volumes: any[] = (vm.spec as any).template.spec.volumes ?? [];
+  const account = volumes.find((v) => v.serviceAccount)?.serviceAccount.serviceAccountName;
+  return {
+    namespace: run.namespace,
+    vmName: vm.metadata.name,
+    serviceAccountName: account ?? "default",
+  };
+}
+
+interface Launcher {
+  namespace: string;
+  name: string;
+  // deno-lint-ignore no-explicit-any
+  pod: any;
+  // deno-lint-ignore no-explicit-any
+  vmi: any;
+}
+
+/** Waits until the VM's VMI is Ready and returns it with its one running virt-launcher pod. */
+export async function waitForVm(run: RunContext, vmName: string): Promise<Launcher> {
+  const { cluster, namespace } = run;
+  const vmi = await pollUntil(`VMI ${namespace}/${vmName} to be Running and Ready`, async () => {
+    let vmi;
+    try {
+      vmi = await getVmi(cluster, namespace, vmName);
+    } catch {
+      return waiting("no VMI yet");
+    }
+    const ready = (vmi.status?.conditions ?? []).find((c: { type: string }) => c.type === "Ready");
+    if (vmi.status?.phase === "Running" && ready?.status === "True") return done(vmi);
+    return waiting(`phase ${vmi.status?.phase}, Ready ${ready?.status} ${ready?.message ?? ""}`);
+  }, { timeoutMs: run.options.bootTimeoutSeconds * 1000, intervalMs: 5000 });
+  const pods = await cluster.core.listNamespacedPod({
+    namespace,
+    labelSelector: `${KUBEVIRT.createdByLabel}=${vmi.metadata.uid}`,
+  });
+  const running = pods.items.filter((p) => p.status?.phase === "Running");
+  if (running.length !== 1) {
+    throw new Error(
+      `expected one running virt-launcher pod for ${vmName}, found ${running.length}`,
+    );
+  }
+  return { namespace, name: running[0].metadata!.name!, pod: running[0], vmi };
+}
+
+/** curl from the compute container, which shares the pod's network namespace. */
+async function curlFromCompute(
+  run: RunContext,
+  launcher: Launcher,
+  path: string,
+  withHeader: boolean,
+): Promise<HttpAnswer> {
+  const result = await execIn(run.cluster, { ...launcher, container: "compute" }, [
+    "curl",
+    "-sS",
+    "-m",
+    "10",
+    ...CURL_STATUS_FLAGS,
+    ...(withHeader ? ["-H", "Metadata: true"] : []),
+    `http://${METADATA_ADDRESS}${path}`,
+  ]);
+  if (result.exitCode !== 0) {
+    throw new Error(`curl ${path} in compute exited ${result.exitCode}: ${result.stderr.trim()}`);
+  }
+  return parseCurlOutput(result.stdout);
+}
+
+async function checkToken(
+  run: RunContext,
+  body: string,
+  expected: ExpectedIdentity,
+  where: string,
+) {
+  const token = tokenFromBody(body);
+  const claims = serviceAccountClaims(decodeJwt(token).payload);
+  fail(
+    [
+      ...(claims.namespace !== expected.namespace
+        ? [`token namespace ${claims.namespace}, expected ${expected.namespace}`]
+        : []),
+      ...(claims.serviceAccount !== expected.serviceAccountName
+        ? [`token account ${claims.serviceAccount}, expected ${expected.serviceAccountName}`]
+        : []),
+    ],
+    `token from ${where}`,
+  );
+  const user = await reviewToken(run.cluster, token);
+  const wanted = `system:serviceaccount:${expected.namespace}:${expected.serviceAccountName}`;
+  if (user !== wanted) throw new Error(`TokenReview says ${user}, expected ${wanted} (${where})`);
+  run.log(`    token from ${where}: accepted by TokenReview as ${user}`);
+}
+
+/** Pod layout, then identity / token / missing header from the compute container. */
+async function checkFromCompute(run: RunContext, launcher: Launcher, expected: ExpectedIdentity) {
+  fail(sidecarProblems(launcher.pod), `sidecar in pod ${launcher.name}`);
+  run.log(`    pod ${launcher.name}: one imds-server sidecar with the expected privileges`);
+  const identity = await pollUntil("the metadata service to answer in the pod", async () => {
+    const answer = await curlFromCompute(run, launcher, "/v1/identity", true);
+    return answer.status === 200 ? done(answer) : waiting(`${answer.status} ${answer.body}`);
+  }, { timeoutMs: 120_000, intervalMs: 3000 });
+  fail(identityProblems(identity.body, expected), "identity from the compute container");
+  const bare = await curlFromCompute(run, launcher, "/v1/identity", false);
+  if (bare.status !== 400) {
+    throw new Error(`/v1/identity without the Metadata header answered ${bare.status}, not 400`);
+  }
+  const token = await curlFromCompute(run, launcher, "/v1/token", true);
+  if (token.status !== 200) throw new Error(`/v1/token answered ${token.status}: ${token.body}`);
+  await checkToken(run, token.body, expected, "the compute container");
+  run.log(`    compute container: identity ${identity.body}; no header → 400`);
+}
+
+const guestCurl = (path: string, header: boolean) =>
+  `curl -s -m 10 -w '\\n%{http_code}' ${
+    header ? "-H 'Metadata: true' " : ""
+  }http://${METADATA_ADDRESS}${path}`;
+
+async function guestHttp(
+  guest: GuestConsole,
+  path: string,
+  header: boolean,
+): Promise<HttpAnswer> {
+  const { output, exitCode } = await guest.run(guestCurl(path, header));
+  if (exitCode !== 0) throw new Error(`curl ${path} in the guest exited ${exitCode}: ${output}`);
+  return parseCurlOutput(output);
+}
+
+/** Identity, missing header and token from inside the guest, over its serial console. */
+async function checkFromGuest(
+  run: RunContext,
+  vmName: string,
+  expected: ExpectedIdentity,
+  credentials: { user: string; password: string },
+  steps: {
+    /** Commands run (and required to succeed) before asking the service. */
+    prepare?: string[];
+    /** More checks in the same console session, after the service answered. */
+    inspect?: (guest: GuestConsole) => Promise<void>;
+  } = {},
+): Promise<string> {
+  const guest = openConsole(run.options.virtctl, run.cluster.context, run.namespace, vmName);
+  try {
+    await guest.login(
+      credentials.user,
+      credentials.password,
+      run.options.bootTimeoutSeconds * 1000,
+    );
+    for (const command of steps.prepare ?? []) {
+      const { output, exitCode } = await guest.run(command);
+      if (exitCode !== 0) {
+        throw new Error(`"${command}" in the guest exited ${exitCode}: ${output}`);
+      }
+    }
+    const identity = await pollUntil("the metadata service to answer the guest", async () => {
+      const answer = await guestHttp(guest, "/v1/identity", true);
+      return answer.status === 200 ? done(answer) : waiting(`${answer.status} ${answer.body}`);
+    }, { timeoutMs: 120_000, intervalMs: 3000 });
+    fail(identityProblems(identity.body, expected), `identity seen by the guest of ${vmName}`);
+    const bare = await guestHttp(guest, "/v1/identity", false);
+    if (bare.status !== 400) {
+      throw new Error(`guest: /v1/identity without the header answered ${bare.status}, not 400`);
+    }
+    const token = await guestHttp(guest, "/v1/token", true);
+    if (token.status !== 200) throw new Error(`guest: /v1/token answered ${token.status}`);
+    await checkToken(run, token.body, expected, `the guest of ${vmName}`);
+    run.log(`    guest ${vmName}: identity ${identity.body}; no header → 400`);
+    await steps.inspect?.(guest);
+    return identity.body;
+  } catch (error) {
+    const tail = guest.transcript().slice(-1500);
+    throw new Error(`${(error as Error).message}\n--- console of ${vmName} (end) ---\n${tail}`);
+  } finally {
+    await guest.close();
+  }
+}
+
+async function podNetworkVm(run: RunContext, file: string): Promise<string> {
+  const vm = vmFrom(run, file);
+  const expected = expectedIdentity(run, vm);
+  const launcher = await waitForVm(run, vm.metadata.name);
+  await checkFromCompute(run, launcher, expected);
+  return await checkFromGuest(run, vm.metadata.name, expected, CIRROS);
+}
+
+export const SCENARIO_CHECKS: Record<Scenario, Check> = {
+  masquerade: async (run) => {
+    await podNetworkVm(run, "vm-cirros-masquerade.yaml");
+  },
+
+  bridge: async (run) => {
+    await podNetworkVm(run, "vm-cirros-bridge.yaml");
+  },
+
+  isolation: async (run) => {
+    // Two VMs in one namespace, each with its own service account: each sees only itself.
+    const files = ["vm-cirros-masquerade.yaml", "vm-cirros-bridge.yaml"];
+    const seen: string[] = [];
+    for (const file of files) {
+      const vm = vmFrom(run, file);
+      const launcher = await waitForVm(run, vm.metadata.name);
+      const answer = await curlFromCompute(run, launcher, "/v1/identity", true);
+      fail(identityProblems(answer.body, expectedIdentity(run, vm)), `identity of ${file}`);
+      const token = await curlFromCompute(run, launcher, "/v1/token", true);
+      await checkToken(run, token.body, expectedIdentity(run, vm), `pod of ${vm.metadata.name}`);
+      seen.push(answer.body);
+    }
+    if (seen[0] === seen[1]) throw new Error(`both VMs got the same identity: ${seen[0]}`);
+  },
+
+  "user-data-secret": async (run) => {
+    const file = "vm-cirros-user-data-secret.yaml";
+    const vm = vmFrom(run, file);
+    const launcher = await waitForVm(run, vm.metadata.name);
+    fail(sidecarProblems(launcher.pod), `sidecar in pod ${launcher.name}`);
+    // deno-lint-ignore no-explicit-any
+    const annotations = (vm.spec as any).template.metadata.annotations;
+    const secret = run.manifests.get(file)!.find((o) =>
+      o.kind === "Secret" && o.metadata.name === annotations[ANNOTATIONS.userDataSecret]
+    )!;
+    const expected = Object.values(secret.stringData as Record<string, string>)[0];
+    const answer = await pollUntil("user-data from the Secret", async () => {
+      const answer = await curlFromCompute(run, launcher, "/v1/user-data", false);
+      return answer.status === 200 ? done(answer) : waiting(`${answer.status} ${answer.body}`);
+    }, { timeoutMs: 120_000, intervalMs: 3000 });
+    if (answer.body.trimEnd() !== expected.trimEnd()) {
+      throw new Error(`/v1/user-data is ${JSON.stringify(answer.body)}, expected the Secret's`);
+    }
+    run.log(`    /v1/user-data serves Secret ${secret.metadata.name}`);
+  },
+
+  "no-dhcp": async (run) => {
+    const vm = vmFrom(run, "vm-cirros-no-dhcp.yaml");
+    const expected = expectedIdentity(run, vm);
+    const launcher = await waitForVm(run, vm.metadata.name);
+    fail(sidecarProblems(launcher.pod), `sidecar in pod ${launcher.name}`);
+    // No DHCP: the guest gives itself a link-local address; the sidecar must answer ARP.
+    await checkFromGuest(run, vm.metadata.name, expected, CIRROS, {
+      prepare: [
+        "sudo ip addr add 169.254.100.100/16 dev eth0",
+        "sudo ip link set eth0 up",
+        // The only IPv4 address is the link-local one: no DHCP lease, no gateway.
+        "! ip -4 addr show dev eth0 | grep inet | grep -v 169.254.100.100",
+      ],
+      inspect: async (guest) => {
+        const { output } = await guest.run(`ip neigh show ${METADATA_ADDRESS}`);
+        if (!/lladdr ([0-9a-f]{2}:){5}[0-9a-f]{2}/.test(output)) {
+          throw new Error(`the guest has no ARP entry for ${METADATA_ADDRESS}: ${output}`);
+        }
+        run.log(`    guest ARP entry: ${output.trim()}`);
+      },
+    });
+  },
+
+  "cloud-init": async (run) => {
+    const vm = vmFrom(run, "vm-ubuntu-cloud-init.yaml");
+    const expected = expectedIdentity(run, vm);
+    const launcher = await waitForVm(run, vm.metadata.name);
+    const serial = launcher.vmi.spec?.domain?.firmware?.serial;
+    if (serial !== NOCLOUD_SERIAL) {
+      throw new Error(`the VM webhook did not set the DMI serial: ${JSON.stringify(serial)}`);
+    }
+    await checkFromCompute(run, launcher, expected);
+    const userData = await curlFromCompute(run, launcher, "/v1/user-data", false);
+    // deno-lint-ignore no-explicit-any
+    const annotation: string = (vm.spec as any).template.metadata.annotations[ANNOTATIONS.userData];
+    if (userData.status !== 200 || userData.body.trimEnd() !== annotation.trimEnd()) {
+      throw new Error(`/v1/user-data answered ${userData.status}: ${userData.body}`);
+    }
+    // Logging in with the password the user-data set proves cloud-init applied it.
+    const guest = openConsole(
+      run.options.virtctl,
+      run.cluster.context,
+      run.namespace,
+      vm.metadata.name,
+    );
+    try {
+      await guest.login(UBUNTU.user, UBUNTU.password, run.options.bootTimeoutSeconds * 1000);
+      const marker = await guest.run("cat /var/lib/imds-test/marker");
+      if (marker.exitCode !== 0 || !marker.output.includes("user-data applied by cloud-init")) {
+        throw new Error(`the user-data's marker file is missing: ${marker.output}`);
+      }
+      const source = await guest.run("sudo cloud-init query v1.platform 2>/dev/null || true");
+      run.log(`    guest: marker file present; cloud-init platform ${source.output.trim()}`);
+    } catch (error) {
+      throw new Error(
+        `${(error as Error).message}\n--- console ---\n${guest.transcript().slice(-1500)}`,
+      );
+    } finally {
+      await guest.close();
+    }
+  },
+};

@@ -1,0 +1,33 @@
+/**
+ * kubevirt-imds sidecar entry point.
+ *
+ *   main.ts serve   serve the metadata API on IMDS_LISTEN_ADDR; no network changes
+ *   main.ts run     attach to the VM's network, then serve on 169.254.169.254:80
+ *
+ * Configuration is read from IMDS_* environment variables (see README).
+ */
+
+import { serve } from "./serve.ts";
+
+const USAGE = "usage: main.ts serve | run   (configuration: IMDS_* environment variables)";
+
+async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "serve":
+      return await serve(rest);
+
+    // ---- `run`: networking, then serve. Dispatched to ./net/run.ts. ----
+    case "run": {
+      const { run } = await import("./net/run.ts");
+      return await run(rest);
+    }
+    // ---- end of `run` ----
+
+    default:
+      console.error(command === undefined ? USAGE : `unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+Deno.exit(await main(Deno.args));

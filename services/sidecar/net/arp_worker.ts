@@ -1,0 +1,322 @@
+/**
+ * The ARP responder's thread (a Web Worker started by arp_responder.ts). It blocks in a plain
+ * poll() on one packet socket that sees every who-has for the metadata address in the pod's
+ * network namespace (a BPF filter drops everything else in the kernel), so a request is
+ * answered within microseconds whatever the main thread is doing.
+ *
+ * A request is answered only when it entered through a VM port (a tap* port of a served bridge),
+ * known exactly from the frame's ingress interface; the reply leaves through that bridge's
+ * sidecar veth, carrying the veth's MAC.
+ *
+ * Protocol: the main thread posts a message, then adds 1 to the eventfd; the worker, woken,
+ * yields to its event loop until it has received as many messages as the eventfd counted.
+ */
+
+/// <reference lib="deno.worker" />
+
+import { createLogger, type Logger, type LogLevel, type LogSink } from "../../shared/log.ts";
+import { buildArpAnnouncement, buildArpReply, isRequestFor, parseArpFrame } from "./arp_packet.ts";
+import { knownClients, learnClient } from "./attach.ts";
+import {
+  AF_PACKET,
+  EAGAIN,
+  errno,
+  ETH_P_ARP,
+  libc,
+  MSG_DONTWAIT,
+  PACKET_OUTGOING,
+  POLLIN,
+  syscallError,
+} from "./libc.ts";
+
+/** One served bridge, as the worker needs it. */
+export interface ArpTarget {
+  bridge: string;
+  /** The sidecar veth carrying the metadata address: replies leave through it, with its MAC. */
+  sidecarIndex: number;
+  sidecarName: string;
+  mac: string;
+  address: string;
+  /** Interface indexes of the bridge's VM (tap) ports: the only places requests are taken from. */
+  vmPorts: number[];
+  /** The bridge's other ports (e.g. the pod's uplink): requests entering there are ignored. */
+  otherPorts: { index: number; name: string }[];
+  /** Install a /32 route + neighbour back to link-local askers through the sidecar veth. */
+  learnRoutes: boolean;
+}
+
+export type ToWorker =
+  /** `fd`: the filtered packet socket; `wake`: eventfd written after every later message. */
+  | { type: "init"; fd: number; wake: number; logLevel: LogLevel }
+  | { type: "targets"; targets: ArpTarget[] }
+  | { type: "exit" };
+
+export type FromWorker = { type: "failed"; error: string } | { type: "exited" };
+
+interface Served extends ArpTarget {
+  log: Logger;
+  /** Link-local askers with a route back: IP → MAC. */
+  clients: Map<string, string>;
+}
+
+/**
+ * Log lines wait here until the frames at hand are answered, then go out in one write per
+ * stream: logging never delays a reply.
+ */
+const pendingLines: { line: string; level: LogLevel }[] = [];
+const bufferedSink: LogSink = (line, level) => {
+  pendingLines.push({ line, level });
+};
+const encoder = new TextEncoder();
+
+function flushLogs(): void {
+  if (pendingLines.length === 0) return;
+  const errors = pendingLines.filter((entry) => entry.level === "error").map((entry) => entry.line);
+  const others = pendingLines.filter((entry) => entry.level !== "error").map((entry) => entry.line);
+  pendingLines.length = 0;
+  if (others.length > 0) Deno.stdout.writeSync(encoder.encode(others.join("\n") + "\n"));
+  if (errors.length > 0) Deno.stderr.writeSync(encoder.encode(errors.join("\n") + "\n"));
+}
+
+const byPort = new Map<number, Served>();
+const foreign = new Map<number, { entry: Served; port: string }>();
+const served = new Map<string, Served>();
+const frame = new Uint8Array(2048);
+const from = new Uint8Array(20);
+const fromLength = new Uint32Array(1);
+const to = new Uint8Array(20);
+let fd = -1;
+let wake = -1;
+let logLevel: LogLevel = "info";
+let announced = 0;
+let received = 0;
+let exiting = false;
+
+/** When a VM port is new, the address is announced through it at these delays (ms). */
+export const ANNOUNCE_DELAYS_MS = [0, 1000, 3000];
+interface Announcement {
+  due: number;
+  bridge: string;
+  port: number;
+  first: boolean;
+}
+let announcements: Announcement[] = [];
+
+function setTargets(targets: ArpTarget[]): void {
+  const previous = new Map(served);
+  const now = Date.now();
+  for (const target of targets) {
+    const before = previous.get(target.bridge);
+    const fresh = target.vmPorts.filter((port) =>
+      !before || before.mac !== target.mac || !before.vmPorts.includes(port)
+    );
+    for (const port of fresh) {
+      ANNOUNCE_DELAYS_MS.forEach((delay, i) =>
+        announcements.push({ due: now + delay, bridge: target.bridge, port, first: i === 0 })
+      );
+    }
+  }
+  served.clear();
+  byPort.clear();
+  foreign.clear();
+  for (const target of targets) {
+    const before = previous.get(target.bridge);
+    const entry: Served = {
+      ...target,
+      log: before?.log ??
+        createLogger({
+          component: "sidecar",
+          level: logLevel,
+          fields: { bridge: target.bridge },
+          sink: bufferedSink,
+        }),
+      // Routes learned through a veth that still exists stay valid.
+      clients: before && before.sidecarIndex === target.sidecarIndex ? before.clients : new Map(),
+    };
+    if (!before && target.learnRoutes) {
+      // Started again: take over the routes an earlier run learned, so they can be restored if
+      // the veth is re-created (guests with a cached MAC do not ask again for a while).
+      try {
+        entry.clients = knownClients(target.sidecarIndex);
+      } catch (error) {
+        entry.log.warn("could not read the routes learned earlier", { error });
+      }
+    }
+    if (before && before.sidecarIndex !== target.sidecarIndex && target.learnRoutes) {
+      // The veth was re-created (same MAC): the guests that knew it will not ask again soon,
+      // so put their routes back now.
+      for (const [ip, mac] of before.clients) {
+        try {
+          learnClient(target.sidecarIndex, entry.clients, { ip, mac });
+        } catch (error) {
+          entry.log.warn(`could not restore the route back to ${ip}`, { client: ip, error });
+        }
+      }
+    }
+    served.set(target.bridge, entry);
+    for (const port of target.vmPorts) byPort.set(port, entry);
+    for (const port of target.otherPorts) foreign.set(port.index, { entry, port: port.name });
+  }
+}
+
+function reply(entry: Served, frameBytes: Uint8Array): void {
+  const request = parseArpFrame(frameBytes);
+  if (!request || !isRequestFor(request, entry.address)) return;
+  const asker = { client: request.senderIp, clientMac: request.senderMac };
+  let learned = false;
+  let learnError: unknown;
+  if (entry.learnRoutes) {
+    try {
+      learned = learnClient(entry.sidecarIndex, entry.clients, {
+        ip: request.senderIp,
+        mac: request.senderMac,
+      });
+    } catch (error) {
+      learnError = error;
+    }
+  }
+  const sent = sendFrame(buildArpReply(request, entry.address, entry.mac), entry.sidecarIndex);
+  const sendError = sent < 0 ? syscallError(`send on ${entry.sidecarName}`, errno()) : undefined;
+  // Log after replying: the asker is waiting.
+  const { log } = entry;
+  log.info(
+    `ARP request for ${entry.address} from ${request.senderIp} (${request.senderMac})`,
+    asker,
+  );
+  if (sendError) {
+    log.warn("ARP reply could not be sent", { ...asker, error: sendError });
+    return;
+  }
+  log.info(`ARP reply sent: ${entry.address} is at ${entry.mac}`, asker);
+  if (learned) log.info(`route back to ${request.senderIp} through ${entry.sidecarName}`, asker);
+  if (learnError) {
+    log.warn("could not install the route back to the ARP asker", { ...asker, error: learnError });
+  }
+}
+
+function sendFrame(bytes: Uint8Array<ArrayBuffer>, ifindex: number): number {
+  const view = new DataView(to.buffer);
+  view.setUint16(0, AF_PACKET, true);
+  view.setUint16(2, ETH_P_ARP, false);
+  view.setInt32(4, ifindex, true);
+  return Number(libc().sendto(fd, bytes, BigInt(bytes.length), 0, to, to.length));
+}
+
+/**
+ * Announces the address straight to the VM (out of its tap port, not through the bridge, so
+ * nobody else on the VM's network hears it): a guest that cached another MAC for
+ * 169.254.169.254 before the sidecar was ready (the bridge's, or a host's behind the uplink)
+ * moves to the sidecar's.
+ */
+function announceDue(now: number): void {
+  const due = announcements.filter((item) => item.due <= now);
+  announcements = announcements.filter((item) => item.due > now);
+  for (const item of due) {
+    const entry = served.get(item.bridge);
+    if (!entry || !entry.vmPorts.includes(item.port)) continue;
+    const sent = sendFrame(buildArpAnnouncement(entry.mac, entry.address), item.port);
+    if (sent < 0) {
+      entry.log.debug("could not announce the metadata address to the VM", {
+        error: syscallError("send", errno()),
+      });
+    } else if (item.first) {
+      entry.log.info(`announced ${entry.address} is at ${entry.mac} to the VM`, {
+        port: item.port,
+      });
+    }
+  }
+}
+
+/** Reads every queued frame; errno is reliable here (synchronous calls). */
+function drain(): void {
+  for (;;) {
+    fromLength[0] = from.length;
+    const got = Number(
+      libc().recvfrom(
+        fd,
+        frame,
+        BigInt(frame.length),
+        MSG_DONTWAIT,
+        from,
+        new Uint8Array(fromLength.buffer),
+      ),
+    );
+    if (got < 0) {
+      const code = errno();
+      if (code === EAGAIN) return;
+      throw syscallError("receive ARP requests", code);
+    }
+    if (from[10] === PACKET_OUTGOING) continue;
+    const ingress = new DataView(from.buffer).getInt32(4, true);
+    const entry = byPort.get(ingress);
+    if (entry) {
+      reply(entry, frame.subarray(0, got));
+      continue;
+    }
+    // An asker outside this VM (behind the pod's uplink) must not reach this VM's metadata.
+    // Any other ingress is the same frame seen again on the bridge or a veth.
+    const outside = foreign.get(ingress);
+    const request = outside && parseArpFrame(frame.subarray(0, got));
+    if (outside && request) {
+      outside.entry.log.debug(
+        `ARP request for ${outside.entry.address} from ${request.senderIp} (${request.senderMac}) ignored: it came in through ${outside.port}, not from this VM`,
+        { client: request.senderIp, clientMac: request.senderMac },
+      );
+    }
+  }
+}
+
+async function loop(): Promise<void> {
+  const pollfds = new Uint8Array(16);
+  const view = new DataView(pollfds.buffer);
+  view.setInt32(0, fd, true);
+  view.setInt16(4, POLLIN, true);
+  view.setInt32(8, wake, true);
+  view.setInt16(12, POLLIN, true);
+  const counter = new Uint8Array(8);
+  try {
+    for (;;) {
+      // Messages announced through the eventfd may still be on their way: let them arrive.
+      while (received < announced) await new Promise((resolve) => setTimeout(resolve, 0));
+      if (exiting) break;
+      const next = Math.min(...announcements.map((item) => item.due));
+      const timeout = announcements.length > 0 ? Math.max(0, next - Date.now()) : -1;
+      flushLogs(); // before blocking: nothing waits unwritten while idle
+      const ready = libc().poll(pollfds, 2n, timeout);
+      announceDue(Date.now());
+      if (ready <= 0) continue; // timeout or EINTR
+      // Messages first: queued frames may be for a bridge the next message adds.
+      if (view.getInt16(14, true) & POLLIN && Number(libc().read(wake, counter, 8n)) === 8) {
+        announced += Number(new DataView(counter.buffer).getBigUint64(0, true));
+        continue;
+      }
+      if (view.getInt16(6, true) & POLLIN) drain();
+    }
+  } catch (error) {
+    self.postMessage({ type: "failed", error: String(error) } satisfies FromWorker);
+  }
+  flushLogs();
+  libc().close(fd);
+  self.postMessage({ type: "exited" } satisfies FromWorker);
+  self.close();
+}
+
+self.onmessage = (event: MessageEvent<ToWorker>) => {
+  const message = event.data;
+  switch (message.type) {
+    case "init":
+      fd = message.fd;
+      wake = message.wake;
+      logLevel = message.logLevel;
+      loop();
+      return;
+    case "targets":
+      received++;
+      setTargets(message.targets);
+      return;
+    case "exit":
+      received++;
+      exiting = true;
+      return;
+  }
+};

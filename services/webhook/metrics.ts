@@ -1,0 +1,148 @@
+/**
+ * The webhook's Prometheus metrics, rendered in the text exposition format
+ * (version 0.0.4) on GET /metrics.
+ */
+
+export type Endpoint = "/mutate-pod" | "/mutate-vm";
+
+/** How a review ended. */
+export type Outcome =
+  | "patched" // allowed with a patch
+  | "unchanged" // allowed without a patch
+  | "malformed" // 400: not a JSON AdmissionReview
+  | "too_large" // 413: body above maxRequestBytes
+  | "error"; // an unexpected failure; allowed unchanged
+
+/** Latency buckets in seconds. */
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+export interface WebhookMetrics {
+  review(endpoint: Endpoint, outcome: Outcome, seconds: number): void;
+  injection(what: "sidecar" | "serial", mode: string): void;
+  error(endpoint: Endpoint, reason: string): void;
+  warning(endpoint: Endpoint): void;
+  certificateLoaded(notAfter: Date): void;
+  certificateReloadFailed(): void;
+  render(): string;
+}
+
+function labelText(labels: Record<string, string>): string {
+  const parts = Object.entries(labels).map(([name, value]) =>
+    `${name}="${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"`
+  );
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+function counterFamily() {
+  const values = new Map<string, number>();
+  return {
+    add(labels: Record<string, string>, amount = 1) {
+      const key = labelText(labels);
+      values.set(key, (values.get(key) ?? 0) + amount);
+    },
+    /** Adds to the series with the labels already rendered as `{...}` text. */
+    addRendered(key: string, amount = 1) {
+      values.set(key, (values.get(key) ?? 0) + amount);
+    },
+    lines(name: string): string[] {
+      return [...values].map(([labels, value]) => `${name}${labels} ${value}`);
+    },
+  };
+}
+
+export function createMetrics(): WebhookMetrics {
+  const reviews = counterFamily();
+  const injections = counterFamily();
+  const errors = counterFamily();
+  const warnings = counterFamily();
+  const reloads = counterFamily();
+  const histograms = new Map<Endpoint, { buckets: number[]; sum: number; count: number }>();
+  let notAfterSeconds: number | undefined;
+  const reviewKeys = new Map<string, string>();
+
+  return {
+    review(endpoint, outcome, seconds) {
+      // Label text is built once per endpoint and outcome, not per review.
+      const key = `${endpoint} ${outcome}`;
+      let rendered = reviewKeys.get(key);
+      if (rendered === undefined) {
+        rendered = labelText({ endpoint, outcome });
+        reviewKeys.set(key, rendered);
+      }
+      reviews.addRendered(rendered);
+      let histogram = histograms.get(endpoint);
+      if (!histogram) {
+        histogram = { buckets: LATENCY_BUCKETS.map(() => 0), sum: 0, count: 0 };
+        histograms.set(endpoint, histogram);
+      }
+      for (let index = 0; index < LATENCY_BUCKETS.length; index++) {
+        if (seconds <= LATENCY_BUCKETS[index]) histogram.buckets[index]++;
+      }
+      histogram.sum += seconds;
+      histogram.count++;
+    },
+    injection(what, mode) {
+      injections.add({ what, mode });
+    },
+    error(endpoint, reason) {
+      errors.add({ endpoint, reason });
+    },
+    warning(endpoint) {
+      warnings.add({ endpoint });
+    },
+    certificateLoaded(notAfter) {
+      reloads.add({ result: "success" });
+      notAfterSeconds = Math.floor(notAfter.getTime() / 1000);
+    },
+    certificateReloadFailed() {
+      reloads.add({ result: "failure" });
+    },
+    render() {
+      const lines: string[] = [
+        "# HELP imds_webhook_reviews_total AdmissionReviews answered, by endpoint and outcome.",
+        "# TYPE imds_webhook_reviews_total counter",
+        ...reviews.lines("imds_webhook_reviews_total"),
+        "# HELP imds_webhook_review_duration_seconds Time to answer an AdmissionReview.",
+        "# TYPE imds_webhook_review_duration_seconds histogram",
+      ];
+      for (const [endpoint, histogram] of histograms) {
+        LATENCY_BUCKETS.forEach((bound, index) => {
+          lines.push(
+            `imds_webhook_review_duration_seconds_bucket${
+              labelText({ endpoint, le: String(bound) })
+            } ${histogram.buckets[index]}`,
+          );
+        });
+        lines.push(
+          `imds_webhook_review_duration_seconds_bucket${
+            labelText({ endpoint, le: "+Inf" })
+          } ${histogram.count}`,
+          `imds_webhook_review_duration_seconds_sum${labelText({ endpoint })} ${histogram.sum}`,
+          `imds_webhook_review_duration_seconds_count${labelText({ endpoint })} ${histogram.count}`,
+        );
+      }
+      lines.push(
+        "# HELP imds_webhook_injections_total Sidecars injected into pods and serials set on VMs.",
+        "# TYPE imds_webhook_injections_total counter",
+        ...injections.lines("imds_webhook_injections_total"),
+        "# HELP imds_webhook_errors_total Requests that failed: malformed or oversized bodies, internal errors.",
+        "# TYPE imds_webhook_errors_total counter",
+        ...errors.lines("imds_webhook_errors_total"),
+        "# HELP imds_webhook_warnings_total AdmissionResponses that carried warnings.",
+        "# TYPE imds_webhook_warnings_total counter",
+        ...warnings.lines("imds_webhook_warnings_total"),
+        "# HELP imds_webhook_certificate_reloads_total Serving certificate loads, by result.",
+        "# TYPE imds_webhook_certificate_reloads_total counter",
+        ...reloads.lines("imds_webhook_certificate_reloads_total"),
+      );
+      if (notAfterSeconds !== undefined) {
+        lines.push(
+          "# HELP imds_webhook_certificate_expiry_timestamp_seconds When the serving certificate expires (Unix time).",
+          "# TYPE imds_webhook_certificate_expiry_timestamp_seconds gauge",
+          `imds_webhook_certificate_expiry_timestamp_seconds ${notAfterSeconds}`,
+        );
+      }
+      return lines.join("\n") + "\n";
+    },
+  };
+}
