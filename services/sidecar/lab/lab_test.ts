@@ -18,7 +18,7 @@ import {
   sidecarMacs,
   waitUntilServed,
 } from "./expectations.ts";
-import { createLab, type Lab } from "./lab.ts";
+import { step, withLab } from "./lab_steps.ts";
 import { curl, metadataLinks, neighbourMac, startCapture } from "./probes.ts";
 import { labIdentity, logMatching, type Sidecar, startSidecar } from "./sidecar_process.ts";
 import { startDecoyMetadataService } from "./node_services.ts";
@@ -34,34 +34,6 @@ import {
 } from "./topology.ts";
 
 const GUEST_LINK_LOCAL = "169.254.100.100";
-
-/** Runs `body` with a fresh lab, always cleaned up. */
-async function withLab(body: (lab: Lab) => Promise<void>): Promise<void> {
-  const lab = createLab();
-  try {
-    await body(lab);
-  } finally {
-    await lab.cleanup();
-  }
-}
-
-/** A test step whose failure message ends with the sidecar's last log lines. */
-function step(
-  t: Deno.TestContext,
-  name: string,
-  sidecar: () => Sidecar | undefined,
-  fn: () => Promise<void>,
-): Promise<boolean> {
-  return t.step(name, async () => {
-    try {
-      await fn();
-    } catch (error) {
-      const logs = sidecar()?.tail();
-      if (logs && error instanceof Error) error.message += `\n--- sidecar log ---\n${logs}`;
-      throw error;
-    }
-  });
-}
 
 labTest(
   "lab: masquerade — a bridge wired seconds after start is picked up and serves the guest",

@@ -19,6 +19,8 @@ export interface CurlOptions {
   interface?: string;
   host?: string;
   connectTimeoutSeconds?: number;
+  /** The whole request's time limit (default 5 s). */
+  maxTimeSeconds?: number;
 }
 
 const STATUS_MARK = "\n--lab-status--";
@@ -38,7 +40,7 @@ export async function curl(
     "--connect-timeout",
     String(options.connectTimeoutSeconds ?? 2),
     "--max-time",
-    "5",
+    String(options.maxTimeSeconds ?? 5),
     "-w",
     `${STATUS_MARK}%{http_code} %{content_type}`,
   ];
@@ -100,12 +102,32 @@ export async function arping(
   return replies;
 }
 
-/** The link-layer address `ns` has cached for `address`, if any. */
-export async function neighbourMac(ns: string, address: string): Promise<string | undefined> {
-  const entries = JSON.parse(
-    await mustRun(["ip", "-n", ns, "-j", "neigh", "show", "to", address]),
-  ) as Array<{ lladdr?: string; state?: string[] }>;
+/** The link-layer address `ns` has cached for `address` (on `device`, when given), if any. */
+export async function neighbourMac(
+  ns: string,
+  address: string,
+  device?: string,
+): Promise<string | undefined> {
+  const argv = ["ip", "-n", ns, "-j", "neigh", "show", "to", address];
+  if (device) argv.push("dev", device);
+  const entries = JSON.parse(await mustRun(argv)) as Array<{ lladdr?: string; state?: string[] }>;
   return entries.find((entry) => entry.lladdr)?.lladdr?.toLowerCase();
+}
+
+/** The interface `ns` sends packets for `address` out of, or undefined when it has no route. */
+export async function routeDevice(ns: string, address: string): Promise<string | undefined> {
+  const result = await run(["ip", "-n", ns, "-j", "route", "get", address]);
+  if (result.code !== 0) return undefined;
+  const routes = JSON.parse(result.stdout) as Array<{ dev?: string }>;
+  return routes[0]?.dev;
+}
+
+/** Whether `ns` has a host route (/32) for `address` (the sidecar's route back to a guest). */
+export async function hasHostRoute(ns: string, address: string): Promise<boolean> {
+  const routes = JSON.parse(
+    await mustRun(["ip", "-n", ns, "-j", "route", "show", `${address}/32`]),
+  ) as unknown[];
+  return routes.length > 0;
 }
 
 export interface LinkInfo {

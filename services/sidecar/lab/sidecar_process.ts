@@ -97,6 +97,11 @@ export interface Sidecar {
   tail(count?: number): string;
   /** SIGTERM, then waits up to `graceMs` for the exit (SIGKILL after that). */
   stop(graceMs?: number): Promise<StopResult>;
+  /**
+   * Like `stop`, but the SIGTERM goes out the moment the first log line `match` accepts is
+   * read from the process (for stops in the middle of its start-up).
+   */
+  stopOnLog(match: (line: LogLine) => boolean, graceMs?: number): Promise<StopResult>;
 }
 
 export interface StartOptions {
@@ -147,6 +152,8 @@ export async function startSidecar(
 
   const logs: LogLine[] = [];
   const raw: string[] = [];
+  /** Called for every log line as soon as it is read. */
+  const lineWatchers: ((line: LogLine) => void)[] = [];
   const collect = async (stream: ReadableStream<Uint8Array>) => {
     let pending = "";
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
@@ -157,11 +164,14 @@ export async function startSidecar(
         pending = pending.slice(newline + 1);
         if (line.trim() === "") continue;
         raw.push(line);
+        let parsed: LogLine;
         try {
-          logs.push(JSON.parse(line));
+          parsed = JSON.parse(line);
         } catch {
-          logs.push({ msg: line });
+          parsed = { msg: line };
         }
+        logs.push(parsed);
+        for (const watcher of lineWatchers) watcher(parsed);
       }
     }
     if (pending.trim() !== "") raw.push(pending);
@@ -188,33 +198,47 @@ export async function startSidecar(
       return Promise.resolve(undefined);
     }, { timeoutMs, intervalMs: 20 });
 
+  const terminate = (): number => {
+    try {
+      if (!exited) child.kill("SIGTERM");
+    } catch { /* it exited meanwhile */ }
+    return performance.now();
+  };
+  const awaitStop = async (started: number, graceMs: number): Promise<StopResult> => {
+    const timer = new Promise<"timeout">((resolve) => {
+      const id = setTimeout(() => resolve("timeout"), graceMs);
+      child.status.then(() => clearTimeout(id));
+    });
+    const first = await Promise.race([child.status.then(() => "exited" as const), timer]);
+    const exitMs = first === "exited" ? performance.now() - started : undefined;
+    if (first === "timeout") {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* it exited meanwhile */ }
+    }
+    const result = await child.status;
+    const strayPids = await namespacePids(podNs);
+    // A stray process may still hold the log pipes; the lab's clean-up kills it.
+    if (strayPids.length === 0) await readers;
+    return { exitMs, code: result.code, signal: result.signal, strayPids };
+  };
+
   return {
     pid: child.pid,
     logs,
     status,
     waitForLog,
     tail: (count = 30) => raw.slice(-count).join("\n"),
-    async stop(graceMs = 1500) {
-      const started = performance.now();
-      try {
-        if (!exited) child.kill("SIGTERM");
-      } catch { /* it exited meanwhile */ }
-      const timer = new Promise<"timeout">((resolve) => {
-        const id = setTimeout(() => resolve("timeout"), graceMs);
-        child.status.then(() => clearTimeout(id));
-      });
-      const first = await Promise.race([child.status.then(() => "exited" as const), timer]);
-      const exitMs = first === "exited" ? performance.now() - started : undefined;
-      if (first === "timeout") {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* it exited meanwhile */ }
-      }
-      const result = await child.status;
-      const strayPids = await namespacePids(podNs);
-      // A stray process may still hold the log pipes; the lab's clean-up kills it.
-      if (strayPids.length === 0) await readers;
-      return { exitMs, code: result.code, signal: result.signal, strayPids };
+    stop: (graceMs = 1500) => awaitStop(terminate(), graceMs),
+    stopOnLog(match, graceMs = 1500) {
+      return new Promise<number>((resolve) => {
+        if (logs.some(match) || exited) return resolve(terminate());
+        lineWatchers.push((line) => {
+          if (match(line)) resolve(terminate());
+        });
+        // Never seen (the process exited first): nothing to wait for.
+        child.status.then(() => resolve(performance.now()));
+      }).then((started) => awaitStop(started, graceMs));
     },
   };
 }

@@ -1,40 +1,86 @@
 /**
- * A classic BPF socket filter that lets through only ARP who-has requests for one IPv4
- * address, so a packet socket listening on every interface receives nothing else.
- * (struct sock_filter: code u16, jt u8, jf u8, k u32; offsets are into the Ethernet frame.)
+ * A classic BPF socket filter for the responder's packet socket, which listens on every
+ * interface: it lets through only
+ * - ARP who-has requests for one IPv4 address (answered), and
+ * - IPv4 TCP SYNs (SYN set, ACK clear, not a fragment) to that address (a guest that took the
+ *   address's MAC from an announcement connects without ever asking: its first SYN is where
+ *   the way back to it is learned).
+ * Everything else is dropped in the kernel. (struct sock_filter: code u16, jt u8, jf u8, k u32;
+ * offsets are into the Ethernet frame.)
  */
 
 import { parseIpv4 } from "./rtnetlink.ts";
 
+const BPF_LD_B_ABS = 0x30;
 const BPF_LD_H_ABS = 0x28;
 const BPF_LD_W_ABS = 0x20;
+const BPF_LD_B_IND = 0x50;
+const BPF_LDX_B_MSH = 0xb1;
+const BPF_ALU_AND_K = 0x54;
 const BPF_JEQ_K = 0x15;
+const BPF_JSET_K = 0x45;
 const BPF_RET_K = 0x06;
 
-/** The filter program: ethertype 0x0806, ARP op 1 (request), target protocol address. */
-export function arpRequestFilter(address: string): Uint8Array<ArrayBuffer> {
-  const ip = parseIpv4(address);
-  const target = ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0;
-  // [code, jt, jf, k]; a false test jumps to the last instruction (drop).
-  const program: [number, number, number, number][] = [
-    [BPF_LD_H_ABS, 0, 0, 12], // 0: ethertype
-    [BPF_JEQ_K, 0, 5, 0x0806], // 1: ARP?
-    [BPF_LD_H_ABS, 0, 0, 20], // 2: ARP operation
-    [BPF_JEQ_K, 0, 3, 1], // 3: request?
-    [BPF_LD_W_ABS, 0, 0, 38], // 4: target protocol address
-    [BPF_JEQ_K, 0, 1, target], // 5: ours?
-    [BPF_RET_K, 0, 0, 0xffff], // 6: keep the frame
-    [BPF_RET_K, 0, 0, 0], // 7: drop
-  ];
-  const bytes = new Uint8Array(program.length * 8);
+const ETHERTYPE_ARP = 0x0806;
+const ETHERTYPE_IPV4 = 0x0800;
+const IPPROTO_TCP = 6;
+const TCP_SYN = 0x02;
+const TCP_ACK = 0x10;
+/** Ethernet header + offset of the flags byte in the TCP header. */
+const TCP_FLAGS_AFTER_IP_HEADER = 14 + 13;
+
+type Jump = number | string;
+/** One instruction; jumps name a label (or are relative counts, as in the kernel). */
+type Instruction = { label?: string; code: number; jt?: Jump; jf?: Jump; k?: number };
+
+function assemble(instructions: Instruction[]): Uint8Array<ArrayBuffer> {
+  const labels = new Map<string, number>();
+  instructions.forEach((instruction, i) => {
+    if (instruction.label) labels.set(instruction.label, i);
+  });
+  const offset = (jump: Jump | undefined, at: number): number => {
+    if (jump === undefined) return 0;
+    if (typeof jump === "number") return jump;
+    const target = labels.get(jump);
+    if (target === undefined || target <= at) throw new Error(`bad BPF jump to ${jump}`);
+    return target - at - 1;
+  };
+  const bytes = new Uint8Array(instructions.length * 8);
   const view = new DataView(bytes.buffer);
-  program.forEach(([code, jt, jf, k], i) => {
-    view.setUint16(i * 8, code, true);
-    view.setUint8(i * 8 + 2, jt);
-    view.setUint8(i * 8 + 3, jf);
-    view.setUint32(i * 8 + 4, k, true);
+  instructions.forEach((instruction, i) => {
+    view.setUint16(i * 8, instruction.code, true);
+    view.setUint8(i * 8 + 2, offset(instruction.jt, i));
+    view.setUint8(i * 8 + 3, offset(instruction.jf, i));
+    view.setUint32(i * 8 + 4, (instruction.k ?? 0) >>> 0, true);
   });
   return bytes;
+}
+
+/** The filter program: ARP who-has for `address`, or a TCP SYN to `address`. */
+export function metadataTrafficFilter(address: string): Uint8Array<ArrayBuffer> {
+  const ip = parseIpv4(address);
+  const target = ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0;
+  return assemble([
+    { code: BPF_LD_H_ABS, k: 12 }, // ethertype
+    { code: BPF_JEQ_K, k: ETHERTYPE_ARP, jf: "ipv4" },
+    { code: BPF_LD_H_ABS, k: 20 }, // ARP operation
+    { code: BPF_JEQ_K, k: 1, jf: "drop" }, // request?
+    { code: BPF_LD_W_ABS, k: 38 }, // target protocol address
+    { code: BPF_JEQ_K, k: target, jt: "keep", jf: "drop" },
+    { label: "ipv4", code: BPF_JEQ_K, k: ETHERTYPE_IPV4, jf: "drop" },
+    { code: BPF_LD_W_ABS, k: 30 }, // destination address
+    { code: BPF_JEQ_K, k: target, jf: "drop" },
+    { code: BPF_LD_B_ABS, k: 23 }, // protocol
+    { code: BPF_JEQ_K, k: IPPROTO_TCP, jf: "drop" },
+    { code: BPF_LD_H_ABS, k: 20 }, // flags + fragment offset
+    { code: BPF_JSET_K, k: 0x1fff, jt: "drop" }, // a later fragment has no TCP header
+    { code: BPF_LDX_B_MSH, k: 14 }, // X = IP header length
+    { code: BPF_LD_B_IND, k: TCP_FLAGS_AFTER_IP_HEADER },
+    { code: BPF_ALU_AND_K, k: TCP_SYN | TCP_ACK },
+    { code: BPF_JEQ_K, k: TCP_SYN, jf: "drop" },
+    { label: "keep", code: BPF_RET_K, k: 0xffff },
+    { label: "drop", code: BPF_RET_K, k: 0 },
+  ]);
 }
 
 /** Runs a filter program over a frame the way the kernel does (for tests). */
@@ -42,24 +88,45 @@ export function runFilter(program: Uint8Array, frame: Uint8Array): number {
   const view = new DataView(program.buffer, program.byteOffset, program.byteLength);
   const data = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   let accumulator = 0;
+  let index = 0;
+  const load = (at: number, size: 1 | 2 | 4): number | undefined => {
+    if (at < 0 || at + size > frame.length) return undefined;
+    return size === 1 ? data.getUint8(at) : size === 2 ? data.getUint16(at) : data.getUint32(at);
+  };
   for (let pc = 0; pc * 8 < program.length;) {
     const code = view.getUint16(pc * 8, true);
     const jt = view.getUint8(pc * 8 + 2);
     const jf = view.getUint8(pc * 8 + 3);
     const k = view.getUint32(pc * 8 + 4, true);
+    let loaded: number | undefined;
     switch (code) {
+      case BPF_LD_B_ABS:
       case BPF_LD_H_ABS:
-        if (k + 2 > frame.length) return 0;
-        accumulator = data.getUint16(k);
+      case BPF_LD_W_ABS:
+      case BPF_LD_B_IND:
+        loaded = load(
+          code === BPF_LD_B_IND ? index + k : k,
+          code === BPF_LD_H_ABS ? 2 : code === BPF_LD_W_ABS ? 4 : 1,
+        );
+        if (loaded === undefined) return 0; // out of the frame: the kernel drops it
+        accumulator = loaded;
         pc++;
         break;
-      case BPF_LD_W_ABS:
-        if (k + 4 > frame.length) return 0;
-        accumulator = data.getUint32(k);
+      case BPF_LDX_B_MSH:
+        loaded = load(k, 1);
+        if (loaded === undefined) return 0;
+        index = (loaded & 0xf) * 4;
+        pc++;
+        break;
+      case BPF_ALU_AND_K:
+        accumulator = (accumulator & k) >>> 0;
         pc++;
         break;
       case BPF_JEQ_K:
         pc += 1 + (accumulator === k ? jt : jf);
+        break;
+      case BPF_JSET_K:
+        pc += 1 + ((accumulator & k) !== 0 ? jt : jf);
         break;
       case BPF_RET_K:
         return k;

@@ -11,7 +11,7 @@
  */
 
 import type { LogLevel } from "../../shared/log.ts";
-import { arpRequestFilter } from "./arp_filter.ts";
+import { metadataTrafficFilter } from "./arp_filter.ts";
 import type { ArpTarget, FromWorker, ToWorker } from "./arp_worker.ts";
 import {
   AF_PACKET,
@@ -49,7 +49,7 @@ export function sockaddrLl(interfaceIndex: number, protocol: number): Uint8Array
 
 /**
  * A nonblocking packet socket that receives, from every interface (`interfaceIndex` 0) or one,
- * only ARP who-has requests for `address`. ETH_P_ALL taps frames as they enter a bridge port,
+ * only ARP who-has requests for `address` and TCP SYNs to it (arp_filter.ts). ETH_P_ALL taps frames as they enter a bridge port,
  * before the bridge takes them, so the ingress port is known.
  */
 export function openArpRequestSocket(address: string, interfaceIndex = 0): number {
@@ -60,7 +60,7 @@ export function openArpRequestSocket(address: string, interfaceIndex = 0): numbe
     libc().socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
   );
   try {
-    attachSocketFilter(fd, arpRequestFilter(address), "packet socket");
+    attachSocketFilter(fd, metadataTrafficFilter(address), "packet socket");
     const sockaddr = sockaddrLl(interfaceIndex, ETH_P_ALL);
     if (libc().bind(fd, sockaddr, sockaddr.length) < 0) {
       throw syscallError("bind packet socket", errno());

@@ -81,3 +81,22 @@ netnsTest(
     ]);
   },
 );
+
+netnsTest(
+  "a who-has that came in before the responder knew the VM's port is answered once it does",
+  async () => {
+    const { result: r } = await runScenario<{
+      beforeVm: number;
+      beforeFar: number;
+      afterVm: string[];
+      afterFar: number;
+      routes: string;
+      farRoute: string;
+    }>("arpBeforeThePortIsKnown");
+    assertEquals([r.beforeVm, r.beforeFar], [0, 0], "nothing is answered for an unknown port");
+    assertEquals(r.afterVm, ["169.254.100.100 169.254.169.254 2"], "one reply, to the VM");
+    assertEquals(r.afterFar, 0, "the host behind the uplink still gets nothing");
+    assertMatch(r.routes, /src 169\.254\.169\.254/);
+    assertEquals(r.farRoute, "");
+  },
+);

@@ -1,12 +1,19 @@
 /**
  * The ARP responder's thread (a Web Worker started by arp_responder.ts). It blocks in a plain
  * poll() on one packet socket that sees every who-has for the metadata address in the pod's
- * network namespace (a BPF filter drops everything else in the kernel), so a request is
- * answered within microseconds whatever the main thread is doing.
+ * network namespace, and every TCP SYN to it (a BPF filter drops everything else in the
+ * kernel), so a request is answered within microseconds whatever the main thread is doing.
  *
  * A request is answered only when it entered through a VM port (a tap* port of a served bridge),
  * known exactly from the frame's ingress interface; the reply leaves through that bridge's
  * sidecar veth, carrying the veth's MAC.
+ *
+ * Link-local guests need a route back through the veth their bridge is attached by (several
+ * bridges may each have 169.254.x.x guests). It is learned from the guest's ARP request, or,
+ * when the guest never asked (it took the MAC from an announcement, or cached it from an
+ * earlier run), from its first SYN: the route is installed, then that SYN is handed to the
+ * kernel again through the veth, so the kernel's answer goes out along the new route at once
+ * (the copy that arrived first may have been answered along the old one).
  *
  * Protocol: the main thread posts a message, then adds 1 to the eventfd; the worker, woken,
  * yields to its event loop until it has received as many messages as the eventfd counted.
@@ -16,18 +23,20 @@
 
 import { createLogger, type Logger, type LogLevel, type LogSink } from "../../shared/log.ts";
 import { buildArpAnnouncement, buildArpReply, isRequestFor, parseArpFrame } from "./arp_packet.ts";
-import { knownClients, learnClient } from "./attach.ts";
+import { isLinkLocal, knownClients, learnClient } from "./attach.ts";
 import {
   AF_PACKET,
   EAGAIN,
   errno,
   ETH_P_ARP,
+  ETH_P_IP,
   libc,
   MSG_DONTWAIT,
   PACKET_OUTGOING,
   POLLIN,
   syscallError,
 } from "./libc.ts";
+import { parseTcpSyn, readdressFrame } from "./syn_packet.ts";
 
 /** One served bridge, as the worker needs it. */
 export interface ArpTarget {
@@ -35,6 +44,8 @@ export interface ArpTarget {
   /** The sidecar veth carrying the metadata address: replies leave through it, with its MAC. */
   sidecarIndex: number;
   sidecarName: string;
+  /** The veth's other end (the bridge port): a frame sent there arrives on the sidecar end. */
+  bridgeSideIndex: number;
   mac: string;
   address: string;
   /** Interface indexes of the bridge's VM (tap) ports: the only places requests are taken from. */
@@ -91,6 +102,16 @@ let logLevel: LogLevel = "info";
 let announced = 0;
 let received = 0;
 let exiting = false;
+
+/**
+ * Frames that came in through an interface this thread did not know yet: the VM's port may be
+ * plugged in, and the guest ask, just before the main thread has told this thread about the
+ * port. They are kept briefly and handled as soon as their interface turns out to be a VM port,
+ * so such a guest is answered at once rather than on its next try, a second later.
+ */
+const UNCLAIMED_KEEP_MS = 3000;
+const UNCLAIMED_MAX = 64;
+let unclaimed: { ingress: number; bytes: Uint8Array; at: number }[] = [];
 
 /** When a VM port is new, the address is announced through it at these delays (ms). */
 export const ANNOUNCE_DELAYS_MS = [0, 1000, 3000];
@@ -157,6 +178,17 @@ function setTargets(targets: ArpTarget[]): void {
     for (const port of target.vmPorts) byPort.set(port, entry);
     for (const port of target.otherPorts) foreign.set(port.index, { entry, port: port.name });
   }
+  unclaimed = unclaimed.filter((item) => now - item.at <= UNCLAIMED_KEEP_MS);
+  const claimed = unclaimed.filter((item) => byPort.has(item.ingress));
+  if (claimed.length === 0) return;
+  unclaimed = unclaimed.filter((item) => !byPort.has(item.ingress));
+  for (const item of claimed) handle(byPort.get(item.ingress)!, item.bytes);
+}
+
+/** A frame from a VM port: an ARP request to answer, or a SYN to learn the way back from. */
+function handle(entry: Served, bytes: Uint8Array): void {
+  if (bytes[12] === 0x08 && bytes[13] === 0x06) reply(entry, bytes); // ethertype ARP
+  else learnFromConnection(entry, bytes);
 }
 
 function reply(entry: Served, frameBytes: Uint8Array): void {
@@ -175,7 +207,11 @@ function reply(entry: Served, frameBytes: Uint8Array): void {
       learnError = error;
     }
   }
-  const sent = sendFrame(buildArpReply(request, entry.address, entry.mac), entry.sidecarIndex);
+  const sent = sendFrame(
+    buildArpReply(request, entry.address, entry.mac),
+    entry.sidecarIndex,
+    ETH_P_ARP,
+  );
   const sendError = sent < 0 ? syscallError(`send on ${entry.sidecarName}`, errno()) : undefined;
   // Log after replying: the asker is waiting.
   const { log } = entry;
@@ -194,10 +230,48 @@ function reply(entry: Served, frameBytes: Uint8Array): void {
   }
 }
 
-function sendFrame(bytes: Uint8Array<ArrayBuffer>, ifindex: number): number {
+/**
+ * A link-local guest connecting without a route back (it never sent an ARP request the
+ * responder saw): learn the route from its SYN, then deliver that SYN again through the veth.
+ */
+function learnFromConnection(entry: Served, frameBytes: Uint8Array): void {
+  if (!entry.learnRoutes) return;
+  const syn = parseTcpSyn(frameBytes);
+  if (!syn || syn.destinationIp !== entry.address || !isLinkLocal(syn.sourceIp)) return;
+  if (entry.clients.get(syn.sourceIp) === syn.ethernetSource) return;
+  const client = { client: syn.sourceIp, clientMac: syn.ethernetSource };
+  let learned: boolean;
+  try {
+    learned = learnClient(entry.sidecarIndex, entry.clients, {
+      ip: syn.sourceIp,
+      mac: syn.ethernetSource,
+    });
+  } catch (error) {
+    entry.log.warn("could not install the route back to a connecting guest", { ...client, error });
+    return;
+  }
+  if (!learned) return;
+  const sent = sendFrame(
+    readdressFrame(frameBytes, entry.mac),
+    entry.bridgeSideIndex,
+    ETH_P_IP,
+  );
+  entry.log.info(
+    `route back to ${syn.sourceIp} through ${entry.sidecarName} (learned from its connection to ${entry.address}:${syn.destinationPort}; it had not asked by ARP)`,
+    client,
+  );
+  if (sent < 0) {
+    entry.log.debug("could not hand the connection request to the kernel again", {
+      ...client,
+      error: syscallError("send", errno()),
+    });
+  }
+}
+
+function sendFrame(bytes: Uint8Array<ArrayBuffer>, ifindex: number, protocol: number): number {
   const view = new DataView(to.buffer);
   view.setUint16(0, AF_PACKET, true);
-  view.setUint16(2, ETH_P_ARP, false);
+  view.setUint16(2, protocol, false);
   view.setInt32(4, ifindex, true);
   return Number(libc().sendto(fd, bytes, BigInt(bytes.length), 0, to, to.length));
 }
@@ -214,7 +288,7 @@ function announceDue(now: number): void {
   for (const item of due) {
     const entry = served.get(item.bridge);
     if (!entry || !entry.vmPorts.includes(item.port)) continue;
-    const sent = sendFrame(buildArpAnnouncement(entry.mac, entry.address), item.port);
+    const sent = sendFrame(buildArpAnnouncement(entry.mac, entry.address), item.port, ETH_P_ARP);
     if (sent < 0) {
       entry.log.debug("could not announce the metadata address to the VM", {
         error: syscallError("send", errno()),
@@ -250,14 +324,20 @@ function drain(): void {
     const ingress = new DataView(from.buffer).getInt32(4, true);
     const entry = byPort.get(ingress);
     if (entry) {
-      reply(entry, frame.subarray(0, got));
+      handle(entry, frame.subarray(0, got));
       continue;
     }
     // An asker outside this VM (behind the pod's uplink) must not reach this VM's metadata.
-    // Any other ingress is the same frame seen again on the bridge or a veth.
+    // Any other ingress is the same frame seen again on the bridge or a veth, or a port that
+    // is not known yet.
     const outside = foreign.get(ingress);
-    const request = outside && parseArpFrame(frame.subarray(0, got));
-    if (outside && request) {
+    if (!outside) {
+      unclaimed.push({ ingress, bytes: frame.slice(0, got), at: Date.now() });
+      if (unclaimed.length > UNCLAIMED_MAX) unclaimed.shift();
+      continue;
+    }
+    const request = parseArpFrame(frame.subarray(0, got));
+    if (request) {
       outside.entry.log.debug(
         `ARP request for ${outside.entry.address} from ${request.senderIp} (${request.senderMac}) ignored: it came in through ${outside.port}, not from this VM`,
         { client: request.senderIp, clientMac: request.senderMac },

@@ -29,6 +29,7 @@ import { KUBEVIRT, METADATA_ADDRESS } from "../../shared/contract.ts";
 import type { Logger } from "../../shared/log.ts";
 import { type BatchMessage, closeNetlink, NETLINK_NETFILTER, openNetlink } from "./netlink.ts";
 import { commit } from "./nftables.ts";
+import { batchShape, readTableShape, rulesetGeneration } from "./nftables_state.ts";
 import {
   INTERCEPT_TABLE,
   interceptBatch,
@@ -176,7 +177,14 @@ interface Installed {
 
 /** Bridges intercepted by this process, by name. */
 const installed = new Map<string, Installed>();
+/** The targets last written to the kernel by this process ("" before the first write). */
 let appliedTable = "";
+/**
+ * The nftables ruleset generation at which the table was last found as written; undefined
+ * until checked after a write. The generation moves with every commit in the namespace, so
+ * while it stays put the table cannot have changed.
+ */
+let checkedGeneration: number | undefined;
 
 function commitBatch(messages: BatchMessage[], what: string): void {
   const sock = openNetlink(NETLINK_NETFILTER);
@@ -187,19 +195,54 @@ function commitBatch(messages: BatchMessage[], what: string): void {
   }
 }
 
-/** Writes the nftables table for every installed bridge; true when its content changed. */
-function applyTable(force: boolean): boolean {
+/**
+ * Whether the table written last is no longer what the kernel holds (deleted, flushed or
+ * trimmed by someone else). One netlink request while nothing changed in nftables; a few
+ * dumps of the table otherwise. Never a commit.
+ */
+function tableAltered(targets: InterceptTarget[]): boolean {
+  const sock = openNetlink(NETLINK_NETFILTER);
+  try {
+    const generation = rulesetGeneration(sock);
+    if (generation === checkedGeneration) return false;
+    const now = readTableShape(sock, INTERCEPT_TABLE);
+    const expected = batchShape(interceptBatch(targets), INTERCEPT_TABLE);
+    if (
+      !now || now.chains !== expected.chains || now.rules !== expected.rules ||
+      now.setElements !== expected.setElements
+    ) {
+      return true;
+    }
+    checkedGeneration = generation;
+    return false;
+  } finally {
+    closeNetlink(sock);
+  }
+}
+
+/**
+ * Writes the nftables table for every installed bridge when its content changed, or, with
+ * `verify`, when the kernel's copy was altered behind this process's back. True when written.
+ * The first call in a process always writes (replacing whatever an earlier run left).
+ */
+function applyTable(verify: boolean, log?: Logger): boolean {
   const targets = [...installed.values()].map((entry) => entry.target);
   const key = JSON.stringify(targets);
-  if (!force && key === appliedTable) return false;
+  if (key === appliedTable) {
+    if (!verify || targets.length === 0 || !tableAltered(targets)) return false;
+    log?.warn(
+      `nftables table bridge ${INTERCEPT_TABLE.table} was changed or deleted by something else; writing it again`,
+      { table: `bridge ${INTERCEPT_TABLE.table}` },
+    );
+  }
   if (targets.length === 0) {
     commitBatch(removalBatch(), `remove nftables table bridge ${INTERCEPT_TABLE.table}`);
   } else {
     commitBatch(interceptBatch(targets), `install nftables table bridge ${INTERCEPT_TABLE.table}`);
   }
-  const changed = key !== appliedTable;
   appliedTable = key;
-  return changed;
+  checkedGeneration = undefined;
+  return true;
 }
 
 /** Our policy rule exists exactly while some bridge-binding guest needs it. */
@@ -219,8 +262,9 @@ function currentRoutes(ctx: InterceptContext): Route[] {
 
 /**
  * Intercepts guest traffic for 169.254.169.254 on `ctx.bridge` (idempotent). The table is
- * rewritten every call (atomically; a no-op for the traffic when nothing changed) so that
- * a table deleted behind the sidecar's back comes back on the next link event.
+ * written (atomically) only when what it should hold changed, or when the kernel's copy was
+ * deleted or altered by someone else since — each call checks that cheaply, without a commit
+ * (a commit costs milliseconds of a blocked event loop) — and always on a process's first call.
  */
 export function installIntercept(ctx: InterceptContext): InterceptStatus {
   const links = listLinks();
@@ -240,7 +284,7 @@ export function installIntercept(ctx: InterceptContext): InterceptStatus {
   const previous = installed.get(ctx.bridge);
   installed.set(ctx.bridge, { target, routes, waitingForAddress });
 
-  const tableChanged = applyTable(true);
+  const tableChanged = applyTable(true, ctx.log);
   const ruleChanged = syncReplyRoutesAndRule(previous?.routes ?? [], routes);
   const changed = tableChanged || ruleChanged;
   const fields = {
@@ -336,6 +380,7 @@ export function removeAllIntercepts(log: Logger): void {
   const routes = [...installed.values()].flatMap((entry) => entry.routes);
   installed.clear();
   appliedTable = "";
+  checkedGeneration = undefined;
   commitBatch(removalBatch(), `remove nftables table bridge ${INTERCEPT_TABLE.table}`);
   for (const route of routes) deleteReplyRoute(route);
   removeReplyRule();

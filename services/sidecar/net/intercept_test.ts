@@ -504,3 +504,99 @@ netnsTest(
     }
   },
 );
+
+const NFT_STATE = new URL("./nftables_state.ts", import.meta.url).href;
+const NETLINK = new URL("./netlink.ts", import.meta.url).href;
+
+interface RepeatedInstall {
+  /** [changed, whether the ruleset generation moved (= something was committed)] per call. */
+  calls: Record<string, [boolean, boolean]>;
+  /** `nft list table bridge kubevirt-imds` after each call. */
+  listings: Record<string, string>;
+  warnings: string[];
+}
+
+/**
+ * installIntercept called again and again in ONE process, as the sidecar's reconcile does:
+ * first over a stale table an earlier run left, then with nothing changed, after an unrelated
+ * nftables change, and after the table was deleted, a chain flushed, a set emptied.
+ */
+async function repeatedInstall(ns: string): Promise<RepeatedInstall> {
+  const script = `
+    import { installIntercept } from ${JSON.stringify(INTERCEPT)};
+    import { rulesetGeneration } from ${JSON.stringify(NFT_STATE)};
+    import { openNetlink, closeNetlink, NETLINK_NETFILTER } from ${JSON.stringify(NETLINK)};
+    import { findLink } from ${JSON.stringify(RTNETLINK)};
+    import { createLogger } from ${JSON.stringify(LOG)};
+    const warnings = [];
+    const log = createLogger({ component: "test", sink: (line, level) => {
+      if (level === "warn") warnings.push(JSON.parse(line).msg);
+    } });
+    const bridge = findLink("k6t-eth0");
+    const sidecar = findLink("imds-eth0");
+    const ctx = { bridge: bridge.name, bridgeIndex: bridge.index, vethBridgeSide: "imdb-eth0",
+      vethSidecarSide: sidecar.name, vethSidecarIndex: sidecar.index, vethMac: sidecar.mac, log };
+    const generation = () => {
+      const sock = openNetlink(NETLINK_NETFILTER);
+      try { return rulesetGeneration(sock); } finally { closeNetlink(sock); }
+    };
+    const nft = (...args) => {
+      const out = new Deno.Command("nft", { args }).outputSync();
+      if (!out.success) throw new Error("nft " + args.join(" ") + ": " + new TextDecoder().decode(out.stderr));
+      return new TextDecoder().decode(out.stdout);
+    };
+    const calls = {};
+    const listings = {};
+    const call = (name) => {
+      const before = generation();
+      const status = installIntercept(ctx);
+      calls[name] = [status.changed, generation() !== before];
+      listings[name] = nft("list", "table", "bridge", "kubevirt-imds");
+    };
+    nft("add", "table", "bridge", "kubevirt-imds");
+    nft("add", "chain", "bridge", "kubevirt-imds", "left-by-an-earlier-run");
+    call("first");
+    call("again");
+    nft("add", "table", "ip", "unrelated");
+    call("afterUnrelatedChange");
+    nft("delete", "table", "bridge", "kubevirt-imds");
+    call("afterTableDeleted");
+    nft("flush", "chain", "bridge", "kubevirt-imds", "forward");
+    call("afterChainFlushed");
+    nft("flush", "set", "bridge", "kubevirt-imds", "vm_ports");
+    call("afterSetFlushed");
+    call("last");
+    console.log(JSON.stringify({ calls, listings, warnings }));`;
+  const out = await sh(inNs(ns, [Deno.execPath(), "eval", "--no-lock", script]));
+  return JSON.parse(out.trim().split("\n").at(-1)!);
+}
+
+netnsTest(
+  "installIntercept commits only when the table must change or was altered by someone else",
+  async () => {
+    const id = crypto.randomUUID().slice(0, 6);
+    let ns: Awaited<ReturnType<typeof bridgeBindingPod>> | undefined;
+    try {
+      ns = await bridgeBindingPod(id);
+      const { calls, listings, warnings } = await repeatedInstall(ns.pod);
+      assertEquals(calls, {
+        first: [true, true],
+        again: [false, false],
+        afterUnrelatedChange: [false, false],
+        afterTableDeleted: [true, true],
+        afterChainFlushed: [true, true],
+        afterSetFlushed: [true, true],
+        last: [false, false],
+      }, "[changed, committed] per call");
+      assert(!listings.first.includes("left-by-an-earlier-run"), "the first call replaces it");
+      assertStringIncludes(listings.first, 'iifname "tap0"');
+      for (const [name, listing] of Object.entries(listings)) {
+        assertEquals(listing, listings.first, `the table after "${name}"`);
+      }
+      assertEquals(warnings.length, 3, `one warning per repair: ${warnings.join(" | ")}`);
+      assertStringIncludes(warnings[0], "was changed or deleted by something else");
+    } finally {
+      if (ns) await deleteNamespaces(Object.values(ns));
+    }
+  },
+);

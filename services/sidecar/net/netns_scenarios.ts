@@ -7,7 +7,7 @@
 
 import { createLogger, type Logger } from "../../shared/log.ts";
 import { type ArpPacket, buildArpRequest, parseArpFrame } from "./arp_packet.ts";
-import { sockaddrLl, startArpResponder } from "./arp_responder.ts";
+import { type ArpTarget, sockaddrLl, startArpResponder } from "./arp_responder.ts";
 import { attachToBridge, ensureLoopbackAddress, knownClients } from "./attach.ts";
 import {
   AF_PACKET,
@@ -124,6 +124,49 @@ async function exchange(
   return seen;
 }
 
+/**
+ * A Multus-like bridge k6t-net1: the VM (vm1, behind tap1) and another host (far1, behind the
+ * uplink net1-nic), each with a packet socket; the sidecar attached; a responder started but
+ * not yet told about the bridge (`target` is what it should serve).
+ */
+function multusLikeBridge() {
+  sh("ip", "link", "set", "lo", "up");
+  sh("ip", "link", "add", "k6t-net1", "type", "bridge");
+  for (
+    const [port, peer, mac] of [["tap1", "vm1", "62:27:19:f3:0a:ef"], [
+      "net1-nic",
+      "far1",
+      "62:27:19:f3:0a:f0",
+    ]]
+  ) {
+    sh("ip", "link", "add", port, "type", "veth", "peer", "name", peer);
+    sh("ip", "link", "set", peer, "address", mac, "up");
+    sh("ip", "link", "set", port, "master", "k6t-net1", "up");
+    // The far ends stand in for hosts in other namespaces: this kernel must not answer there.
+    setIpv4Conf(link(peer).index, { arp_ignore: 8 });
+  }
+  sh("ip", "link", "set", "k6t-net1", "up");
+  const { log } = capturingLogger();
+  ensureLoopbackAddress(log);
+  const attachment = attachToBridge(link("k6t-net1"), log);
+  // The hosts listen before the responder starts, to hear its announcements.
+  const vm = arpSocket("vm1");
+  const far = arpSocket("far1");
+  const responder = startArpResponder("169.254.169.254", "debug");
+  const target: ArpTarget = {
+    bridge: "k6t-net1",
+    sidecarIndex: attachment.sidecar.index,
+    sidecarName: attachment.sidecar.name,
+    bridgeSideIndex: attachment.bridgeSide.index,
+    mac: attachment.sidecar.mac,
+    address: "169.254.169.254",
+    vmPorts: [link("tap1").index],
+    otherPorts: [{ index: link("net1-nic").index, name: "net1-nic" }],
+    learnRoutes: true,
+  };
+  return { vm, far, responder, target, attachment };
+}
+
 const scenarios: Record<string, () => unknown> = {
   /** Every rtnetlink operation the sidecar and the interception use, checked with iproute2. */
   rtnetlink() {
@@ -219,39 +262,8 @@ const scenarios: Record<string, () => unknown> = {
    * VM's who-has for 169.254.169.254 is answered, once, by the sidecar; it gets a route back.
    */
   async arp() {
-    sh("ip", "link", "set", "lo", "up");
-    sh("ip", "link", "add", "k6t-net1", "type", "bridge");
-    for (
-      const [port, peer, mac] of [["tap1", "vm1", "62:27:19:f3:0a:ef"], [
-        "net1-nic",
-        "far1",
-        "62:27:19:f3:0a:f0",
-      ]]
-    ) {
-      sh("ip", "link", "add", port, "type", "veth", "peer", "name", peer);
-      sh("ip", "link", "set", peer, "address", mac, "up");
-      sh("ip", "link", "set", port, "master", "k6t-net1", "up");
-      // The far ends stand in for hosts in other namespaces: this kernel must not answer there.
-      setIpv4Conf(link(peer).index, { arp_ignore: 8 });
-    }
-    sh("ip", "link", "set", "k6t-net1", "up");
-    const { log } = capturingLogger();
-    ensureLoopbackAddress(log);
-    const attachment = attachToBridge(link("k6t-net1"), log);
-    // The hosts listen before the responder starts, to hear its announcements.
-    const vm = arpSocket("vm1");
-    const far = arpSocket("far1");
-    const responder = startArpResponder("169.254.169.254", "debug");
-    responder.update([{
-      bridge: "k6t-net1",
-      sidecarIndex: attachment.sidecar.index,
-      sidecarName: attachment.sidecar.name,
-      mac: attachment.sidecar.mac,
-      address: "169.254.169.254",
-      vmPorts: [link("tap1").index],
-      otherPorts: [{ index: link("net1-nic").index, name: "net1-nic" }],
-      learnRoutes: true,
-    }]);
+    const { vm, far, responder, target, attachment } = multusLikeBridge();
+    responder.update([target]);
     const announcedToVm = await exchange(vm, null, 1500, "announcements");
     const announcedToFar = await exchange(far, null, 0, "announcements");
     const vmMac = "62:27:19:f3:0a:ef";
@@ -303,6 +315,36 @@ const scenarios: Record<string, () => unknown> = {
   },
 
   /** A KubeVirt-like bridge: attach, reuse on a second run, repair with the same MAC. */
+  /**
+   * Who-has sent while the responder does not know the bridge yet (the VM's port was plugged
+   * in a moment before the main thread told the responder): answered once it does, but only
+   * for the VM's port, never for the host behind the uplink.
+   */
+  async arpBeforeThePortIsKnown() {
+    const { vm, far, responder, target } = multusLikeBridge();
+    responder.update([]);
+    const vmRequest = buildArpRequest("62:27:19:f3:0a:ef", "169.254.100.100", "169.254.169.254");
+    const farRequest = buildArpRequest("62:27:19:f3:0a:f0", "169.254.7.7", "169.254.169.254");
+    const beforeVm = await exchange(vm, vmRequest, 200);
+    const beforeFar = await exchange(far, farRequest, 200);
+    responder.update([target]);
+    const afterVm = await exchange(vm, null, 500);
+    const afterFar = await exchange(far, null, 300);
+    const routes = sh("ip", "-4", "route", "show", "169.254.100.100");
+    const farRoute = sh("ip", "-4", "route", "show", "169.254.7.7");
+    await responder.stop();
+    libc().close(vm);
+    libc().close(far);
+    return {
+      beforeVm: beforeVm.length,
+      beforeFar: beforeFar.length,
+      afterVm: afterVm.map((reply) => `${reply.targetIp} ${reply.senderIp} ${reply.op}`),
+      afterFar: afterFar.length,
+      routes,
+      farRoute,
+    };
+  },
+
   attach() {
     sh("ip", "link", "add", "k6t-net1", "type", "bridge");
     sh("ip", "link", "add", "tap1", "type", "veth", "peer", "name", "vm1");

@@ -149,6 +149,7 @@ export function startNetwork(
         bridge: bridge.name,
         sidecarIndex: sidecar.index,
         sidecarName: sidecar.name,
+        bridgeSideIndex: state.attachment.bridgeSide.index,
         mac: sidecar.mac,
         address: METADATA_ADDRESS,
         vmPorts: ports.map((port) => port.index),
@@ -231,8 +232,23 @@ function deadline(ms: number, what: string): Promise<never> {
   });
 }
 
+/**
+ * Starts listening for SIGTERM and SIGINT. Installed before anything else, so a stop signal
+ * that arrives at any moment of the set-up (the pod may be deleted right after it started) is
+ * handled like a later one: a clean stop, never the default action that kills the process.
+ */
+export function listenForStopSignal(): Promise<Deno.Signal> {
+  return new Promise<Deno.Signal>((resolve) => {
+    Deno.addSignalListener("SIGTERM", () => resolve("SIGTERM"));
+    Deno.addSignalListener("SIGINT", () => resolve("SIGINT"));
+  });
+}
+
 /** `main.ts run`: returns the exit code once SIGTERM/SIGINT has stopped everything. */
 export async function run(args: string[], env: Env = processEnv): Promise<number> {
+  // First of all; the set-up below is synchronous, so a signal that arrives during it is
+  // handled as soon as it is done.
+  const stopSignal = listenForStopSignal();
   const bootLog = createLogger({ component: "sidecar" });
   if (args.length > 0) {
     bootLog.error(
@@ -271,12 +287,7 @@ export async function run(args: string[], env: Env = processEnv): Promise<number
     return EXIT_SETUP_FAILED;
   }
 
-  const signal = await new Promise<Deno.Signal>((resolve) => {
-    const onTerm = () => resolve("SIGTERM");
-    const onInt = () => resolve("SIGINT");
-    Deno.addSignalListener("SIGTERM", onTerm);
-    Deno.addSignalListener("SIGINT", onInt);
-  });
+  const signal = await stopSignal;
   log.info("stopping", { signal });
   const stopped = Promise.all([network.stop(), server.shutdown()]);
   try {
