@@ -18,6 +18,11 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
 }
 
+/** The median of `values`; for an even count, the lower of the two middle values. */
+export function median(values: readonly number[]): number {
+  return percentile(values, 50);
+}
+
 export function summarize(latencies: readonly number[]): LatencySummary {
   const sorted = [...latencies].sort((a, b) => a - b);
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
@@ -57,7 +62,8 @@ export function sampleRss(pid: number, intervalMs = 100): { stop(): number } {
   };
 }
 
-const repositoryRoot = new URL("..", import.meta.url).pathname;
+/** The repository's root directory, with a trailing slash. */
+export const repositoryRoot: string = new URL("..", import.meta.url).pathname;
 
 /**
  * The runtime flags of a deno.json task of the form `deno run FLAGS... SCRIPT`:
@@ -165,6 +171,18 @@ export interface LoadOptions {
   warmupMs?: number;
 }
 
+/** The result of a load run that began at `started` (performance.now()) and ends now. */
+function loadResult(latencies: number[], errors: number, started: number): LoadResult {
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    requests: latencies.length,
+    errors,
+    seconds,
+    requestsPerSecond: latencies.length / seconds,
+    latencies: summarize(latencies),
+  };
+}
+
 async function timedRequest(options: LoadOptions): Promise<number> {
   const { url, headers, method, body, client } = options;
   const started = performance.now();
@@ -195,14 +213,7 @@ export async function loadAtConcurrency(
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  return {
-    requests: latencies.length,
-    errors,
-    seconds,
-    requestsPerSecond: latencies.length / seconds,
-    latencies: summarize(latencies),
-  };
+  return loadResult(latencies, errors, started);
 }
 
 /**
@@ -280,14 +291,7 @@ export async function loadAtRate(options: LoadOptions & { rate: number }): Promi
     );
   }
   await Promise.all(pending);
-  const seconds = (performance.now() - started) / 1000;
-  return {
-    requests: latencies.length,
-    errors,
-    seconds,
-    requestsPerSecond: latencies.length / seconds,
-    latencies: summarize(latencies),
-  };
+  return loadResult(latencies, errors, started);
 }
 
 /**
@@ -341,14 +345,53 @@ export async function loadAtRateRaw(options: {
   } finally {
     for (const connection of pool) connection.close();
   }
-  const seconds = (performance.now() - started) / 1000;
-  return {
-    requests: latencies.length,
-    errors,
-    seconds,
-    requestsPerSecond: latencies.length / seconds,
-    latencies: summarize(latencies),
+  return loadResult(latencies, errors, started);
+}
+
+/**
+ * Open-loop load as an API server sends it: `clients.length` clients (one
+ * connection each) together send `rate` requests per second on a fixed
+ * schedule for `durationMs`, request i at i / rate from client i mod
+ * clients.length. Latency runs to the last byte from the send, or from the
+ * scheduled time when the client's connection was still busy then (the wait
+ * counts; a timer firing late does not).
+ */
+export async function loadAtRateOverClients(
+  options: Omit<LoadOptions, "client"> & { rate: number; clients: readonly Deno.HttpClient[] },
+): Promise<LoadResult> {
+  if (options.warmupMs) {
+    await loadAtRateOverClients({ ...options, durationMs: options.warmupMs, warmupMs: 0 });
+  }
+  const latencies: number[] = [];
+  let errors = 0;
+  const { clients } = options;
+  const interval = 1000 / options.rate;
+  const total = Math.floor(options.durationMs / interval);
+  const started = performance.now();
+  const sender = async (index: number) => {
+    const client = clients[index];
+    for (let i = index; i < total; i += clients.length) {
+      const scheduled = started + i * interval;
+      const wait = scheduled - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const from = wait > 0 ? performance.now() : scheduled;
+      try {
+        const response = await fetch(options.url, {
+          headers: options.headers,
+          method: options.method,
+          body: options.body,
+          client,
+        });
+        await response.arrayBuffer();
+        if (response.ok) latencies.push(performance.now() - from);
+        else errors++;
+      } catch {
+        errors++;
+      }
+    }
   };
+  await Promise.all(clients.map((_, index) => sender(index)));
+  return loadResult(latencies, errors, started);
 }
 
 /** Prints rows as an aligned text table. */

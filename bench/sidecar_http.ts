@@ -10,7 +10,9 @@ import {
   loadAtConcurrency,
   loadAtRateRaw,
   type LoadResult,
+  median,
   printTable,
+  repositoryRoot as root,
   rssMiB,
   sampleRss,
   type ServerProcess,
@@ -23,7 +25,6 @@ const CONCURRENCY = 32;
 const LOAD_MS = 6000;
 const RATE = 50;
 const RATE_MS = 10_000;
-const root = new URL("..", import.meta.url).pathname;
 const metadataHeaders = { Metadata: "true" };
 
 interface Measurement {
@@ -80,11 +81,6 @@ async function identitySize(server: ServerProcess): Promise<number> {
     headers: metadataHeaders,
   });
   return (await response.arrayBuffer()).byteLength;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 async function main(): Promise<void> {

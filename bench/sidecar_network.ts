@@ -24,7 +24,7 @@
  * Only lab namespaces (lab-*) and their link-local / private addresses are used.
  */
 
-import { fixed, percentile, printTable, summarize } from "./lib.ts";
+import { fixed, type LatencySummary, percentile, printTable, summarize } from "./lib.ts";
 import { labUnavailableReason } from "../services/sidecar/lab/availability.ts";
 import {
   inNamespace,
@@ -177,23 +177,27 @@ async function arpLatency(): Promise<void> {
   }
 }
 
+/** A measured latency and its baseline from the same run: p50, max and the p50 ratio. */
+function printAgainstBaseline(
+  title: string,
+  [label, measured]: [string, LatencySummary],
+  [baselineLabel, baseline]: [string, LatencySummary],
+): void {
+  printTable(title, ["measure", "p50 ms", "max ms", "× baseline"], [
+    [label, fixed(measured.p50, 0), fixed(measured.max, 0), fixed(measured.p50 / baseline.p50, 1)],
+    [baselineLabel, fixed(baseline.p50, 0), fixed(baseline.max, 0), "1.0"],
+  ]);
+}
+
 async function firstOk(): Promise<void> {
   const rounds: Array<{ firstOkMs: number; steadyMs: number }> = [];
   for (let round = 0; round < FIRST_OK_ROUNDS; round++) rounds.push(await firstOkRound(round));
   const first = summarize(rounds.map((r) => r.firstOkMs));
   const steady = summarize(rounds.map((r) => r.steadyMs));
-  printTable(
+  printAgainstBaseline(
     `Bridge created → guest's first 200 OK on /v1/identity (${FIRST_OK_ROUNDS} fresh pods)`,
-    ["measure", "p50 ms", "max ms", "× baseline"],
-    [
-      [
-        "bridge appears → first 200 OK",
-        fixed(first.p50, 0),
-        fixed(first.max, 0),
-        fixed(first.p50 / steady.p50, 1),
-      ],
-      ["baseline: one request once wired", fixed(steady.p50, 0), fixed(steady.max, 0), "1.0"],
-    ],
+    ["bridge appears → first 200 OK", first],
+    ["baseline: one request once wired", steady],
   );
   console.log(
     `first 200 OK p50 ${fixed(first.p50, 0)} ms, max ${fixed(first.max, 0)} ms ` +
@@ -247,18 +251,10 @@ async function firstRequestWithoutArp(): Promise<void> {
   }
   const a = summarize(first);
   const b = summarize(next);
-  printTable(
+  printAgainstBaseline(
     `Link-local guest that never ARPs (MAC from the announcement): first request (${NO_ARP_ROUNDS} fresh pods)`,
-    ["measure", "p50 ms", "max ms", "× baseline"],
-    [
-      [
-        "first request (route back learned from it)",
-        fixed(a.p50, 0),
-        fixed(a.max, 0),
-        fixed(a.p50 / b.p50, 1),
-      ],
-      ["baseline: the next request", fixed(b.p50, 0), fixed(b.max, 0), "1.0"],
-    ],
+    ["first request (route back learned from it)", a],
+    ["baseline: the next request", b],
   );
   console.log(
     `no-ARP first request p50 ${fixed(a.p50, 0)} ms, max ${

@@ -25,6 +25,26 @@ export const CHANGED_SETTINGS: Values = {
   vmSerialInjection: { enabled: false },
 };
 
+// deno-lint-ignore no-explicit-any
+const changed = CHANGED_SETTINGS as any;
+
+/** The webhook configuration that CHANGED_SETTINGS renders: every key of the config file. */
+export const CHANGED_CONFIG: Record<string, unknown> = {
+  maxRequestBytes: changed.webhook.maxRequestBytes,
+  sidecar: {
+    image: "registry.example/imds/sidecar:1.2.3",
+    imagePullPolicy: "Always",
+    nativeSidecar: false,
+    resources: changed.sidecar.resources,
+    logLevel: "debug",
+    rateLimit: changed.sidecar.rateLimit,
+    network: changed.sidecar.network,
+  },
+  token: changed.token,
+  vendorData: changed.vendorData,
+  vmSerialInjection: false,
+};
+
 /** Named renders; each test picks the ones it needs. */
 export const CASES: Record<string, Values> = {
   defaults: {},

@@ -6,8 +6,9 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../testing/assert.ts";
 import { type K8sObject, needsHelm, render } from "./helm.ts";
-import { makeTlsFiles, opensslAvailable } from "./tls_files.ts";
+import { makeCertificateFiles, opensslAvailable } from "../../testing/certificates.ts";
 
+const PREFIX = "imds-chart-tls-";
 const WEBHOOK_MAIN = new URL("../../services/webhook/main.ts", import.meta.url).pathname;
 
 const helm3 = await needsHelm("helm");
@@ -84,8 +85,9 @@ Deno.test({
       c.spec.secretName === pod.spec.volumes[0].secret.secretName
     );
     assert(certificate, "the test pod mounts the serving certificate's Secret");
-    const tls = await makeTlsFiles(certificate.spec.dnsNames);
-    const wrongCa = await makeTlsFiles(certificate.spec.dnsNames, "some-other-ca");
+    const dnsNames = certificate.spec.dnsNames;
+    const tls = await makeCertificateFiles({ dnsNames, caCommonName: "imds-test-ca" }, PREFIX);
+    const wrongCa = await makeCertificateFiles({ dnsNames, caCommonName: "some-other-ca" }, PREFIX);
 
     // Lay the pod's files out as the Deployment mounts them.
     const root = await Deno.makeTempDir({ prefix: "imds-chart-pod-" });

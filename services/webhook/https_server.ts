@@ -89,14 +89,17 @@ async function answer(
   }
   // A body not read to the end (too large) would poison a kept-alive connection.
   const unread = incoming.method !== "GET" && incoming.method !== "HEAD" && !incoming.complete;
-  outgoing.writeHead(status, {
-    ...headers,
-    "content-length": String(Buffer.byteLength(body)),
-    ...(unread ? { connection: "close" } : {}),
-  });
-  outgoing.end(body, () => {
-    if (unread) incoming.socket?.destroy();
-  });
+  const payload = Buffer.from(body);
+  // The reply's headers object is its own: adding to it keeps the header order.
+  headers["content-length"] = String(payload.byteLength);
+  if (unread) {
+    headers.connection = "close";
+    outgoing.writeHead(status, headers);
+    outgoing.end(payload, () => incoming.socket?.destroy());
+  } else {
+    outgoing.writeHead(status, headers);
+    outgoing.end(payload);
+  }
 }
 
 export function startHttpsServer(options: HttpsServerOptions): Promise<HttpsServer> {

@@ -86,7 +86,14 @@ export function appendAll(
   return items.map((value) => ({ op: "add", path, value }));
 }
 
+const encoder = new TextEncoder();
+/** Reused for the UTF-8 of every patch that fits (at most 3 bytes per UTF-16 unit). */
+const scratch = new Uint8Array(64 * 1024);
+
 /** Base64 of the patch's JSON, as an AdmissionResponse carries it. */
 export function encodePatch(operations: readonly PatchOperation[]): string {
-  return new TextEncoder().encode(JSON.stringify(operations)).toBase64();
+  const json = JSON.stringify(operations);
+  if (json.length * 3 > scratch.byteLength) return encoder.encode(json).toBase64();
+  const { written } = encoder.encodeInto(json, scratch);
+  return scratch.subarray(0, written).toBase64();
 }

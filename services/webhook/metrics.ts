@@ -35,14 +35,24 @@ function labelText(labels: Record<string, string>): string {
 
 function counterFamily() {
   const values = new Map<string, number>();
+  const keys2 = new Map<string, Map<string, string>>();
   return {
     add(labels: Record<string, string>, amount = 1) {
       const key = labelText(labels);
       values.set(key, (values.get(key) ?? 0) + amount);
     },
-    /** Adds to the series with the labels already rendered as `{...}` text. */
-    addRendered(key: string, amount = 1) {
-      values.set(key, (values.get(key) ?? 0) + amount);
+    /** Adds one to the series of one or two labels; their text is built only the first time. */
+    increment(first: string, firstValue: string, second?: string, secondValue = "") {
+      let byFirst = keys2.get(firstValue);
+      if (byFirst === undefined) keys2.set(firstValue, byFirst = new Map());
+      let key = byFirst.get(secondValue);
+      if (key === undefined) {
+        key = labelText(
+          second ? { [first]: firstValue, [second]: secondValue } : { [first]: firstValue },
+        );
+        byFirst.set(secondValue, key);
+      }
+      values.set(key, (values.get(key) ?? 0) + 1);
     },
     lines(name: string): string[] {
       return [...values].map(([labels, value]) => `${name}${labels} ${value}`);
@@ -56,39 +66,33 @@ export function createMetrics(): WebhookMetrics {
   const errors = counterFamily();
   const warnings = counterFamily();
   const reloads = counterFamily();
+  /** Per endpoint: reviews per bucket (not cumulative; added up when rendered). */
   const histograms = new Map<Endpoint, { buckets: number[]; sum: number; count: number }>();
   let notAfterSeconds: number | undefined;
-  const reviewKeys = new Map<string, string>();
 
   return {
     review(endpoint, outcome, seconds) {
       // Label text is built once per endpoint and outcome, not per review.
-      const key = `${endpoint} ${outcome}`;
-      let rendered = reviewKeys.get(key);
-      if (rendered === undefined) {
-        rendered = labelText({ endpoint, outcome });
-        reviewKeys.set(key, rendered);
-      }
-      reviews.addRendered(rendered);
+      reviews.increment("endpoint", endpoint, "outcome", outcome);
       let histogram = histograms.get(endpoint);
       if (!histogram) {
         histogram = { buckets: LATENCY_BUCKETS.map(() => 0), sum: 0, count: 0 };
         histograms.set(endpoint, histogram);
       }
-      for (let index = 0; index < LATENCY_BUCKETS.length; index++) {
-        if (seconds <= LATENCY_BUCKETS[index]) histogram.buckets[index]++;
-      }
+      let index = 0;
+      while (index < LATENCY_BUCKETS.length && !(seconds <= LATENCY_BUCKETS[index])) index++;
+      if (index < LATENCY_BUCKETS.length) histogram.buckets[index]++;
       histogram.sum += seconds;
       histogram.count++;
     },
     injection(what, mode) {
-      injections.add({ what, mode });
+      injections.increment("what", what, "mode", mode);
     },
     error(endpoint, reason) {
-      errors.add({ endpoint, reason });
+      errors.increment("endpoint", endpoint, "reason", reason);
     },
     warning(endpoint) {
-      warnings.add({ endpoint });
+      warnings.increment("endpoint", endpoint);
     },
     certificateLoaded(notAfter) {
       reloads.add({ result: "success" });
@@ -106,11 +110,13 @@ export function createMetrics(): WebhookMetrics {
         "# TYPE imds_webhook_review_duration_seconds histogram",
       ];
       for (const [endpoint, histogram] of histograms) {
+        let cumulative = 0;
         LATENCY_BUCKETS.forEach((bound, index) => {
+          cumulative += histogram.buckets[index];
           lines.push(
             `imds_webhook_review_duration_seconds_bucket${
               labelText({ endpoint, le: String(bound) })
-            } ${histogram.buckets[index]}`,
+            } ${cumulative}`,
           );
         });
         lines.push(

@@ -19,8 +19,12 @@ function stringMap(value: JsonValue | undefined): Record<string, JsonValue> {
 }
 
 function names(list: JsonValue | undefined): string[] {
-  if (!Array.isArray(list)) return [];
-  return list.flatMap((item) => isObject(item) && typeof item.name === "string" ? [item.name] : []);
+  const found: string[] = [];
+  if (!Array.isArray(list)) return found;
+  for (const item of list) {
+    if (isObject(item) && typeof item.name === "string") found.push(item.name);
+  }
+  return found;
 }
 
 export function mutatePod(pod: JsonObject, settings: InjectionSettings): Mutation {
@@ -51,7 +55,10 @@ export function mutatePod(pod: JsonObject, settings: InjectionSettings): Mutatio
       ]);
     }
   }
-  if ([...names(spec.containers), ...names(spec.initContainers)].includes(SIDECAR_CONTAINER_NAME)) {
+  if (
+    names(spec.containers).includes(SIDECAR_CONTAINER_NAME) ||
+    names(spec.initContainers).includes(SIDECAR_CONTAINER_NAME)
+  ) {
     return unchanged("sidecar already present");
   }
 

@@ -8,7 +8,7 @@ import { errorResponse, jsonResponse } from "../shared/http_errors.ts";
 import type { Logger } from "../shared/log.ts";
 import {
   type AdmissionRequest,
-  admissionResponse,
+  admissionResponseBody,
   describeKind,
   parseAdmissionReview,
 } from "./admission.ts";
@@ -130,29 +130,38 @@ function decide(
 export function createWebhookApp(options: AppOptions): Handler {
   const { metrics, log } = options;
 
+  const sidecarMode = options.settings.sidecar.nativeSidecar ? "native" : "container";
+
+  function finish(
+    endpoint: Endpoint,
+    started: number,
+    outcome: Outcome,
+    response: AppReply,
+    fields: Record<string, unknown>,
+  ): AppReply {
+    const elapsed = (performance.now() - started) / 1000;
+    metrics.review(endpoint, outcome, elapsed);
+    const line = {
+      endpoint,
+      outcome,
+      durationMs: Number((elapsed * 1000).toFixed(3)),
+      ...fields,
+    };
+    if (outcome === "error") log.error("review failed; allowed the object unchanged", line);
+    else if (outcome === "malformed" || outcome === "too_large") {
+      log.warn("rejected a request that is not a usable AdmissionReview", line);
+    } else log.info("review answered", line);
+    return response;
+  }
+
   async function review(endpoint: Endpoint, request: AppRequest): Promise<AppReply> {
     const started = performance.now();
-    const seconds = () => (performance.now() - started) / 1000;
-    const finish = (outcome: Outcome, response: AppReply, fields: Record<string, unknown>) => {
-      const elapsed = seconds();
-      metrics.review(endpoint, outcome, elapsed);
-      const line = {
-        endpoint,
-        outcome,
-        durationMs: Number((elapsed * 1000).toFixed(3)),
-        ...fields,
-      };
-      if (outcome === "error") log.error("review failed; allowed the object unchanged", line);
-      else if (outcome === "malformed" || outcome === "too_large") {
-        log.warn("rejected a request that is not a usable AdmissionReview", line);
-      } else log.info("review answered", line);
-      return response;
-    };
-
     const body = await request.readBody(options.maxRequestBytes);
     if (body === TOO_LARGE) {
       metrics.error(endpoint, "too_large");
       return finish(
+        endpoint,
+        started,
         "too_large",
         await reply(errorResponse(
           413,
@@ -166,11 +175,40 @@ export function createWebhookApp(options: AppOptions): Handler {
     const parsed = parseAdmissionReview(body);
     if (!parsed.ok) {
       metrics.error(endpoint, parsed.code);
-      return finish("malformed", await reply(errorResponse(400, parsed.code, parsed.message)), {
-        problem: parsed.message,
-      });
+      return finish(
+        endpoint,
+        started,
+        "malformed",
+        await reply(errorResponse(400, parsed.code, parsed.message)),
+        { problem: parsed.message },
+      );
     }
     const { request: admission } = parsed;
+    let mutation: Mutation;
+    let outcome: Outcome;
+    let problem: string | undefined;
+    try {
+      mutation = decide(endpoint, admission, options.settings);
+      outcome = mutation.operations.length > 0 ? "patched" : "unchanged";
+    } catch (error) {
+      metrics.error(endpoint, "internal");
+      problem = (error as Error).message;
+      mutation = unchanged("internal error", [
+        `the metadata service webhook failed on this object (${problem}); nothing was changed`,
+      ]);
+      outcome = "error";
+    }
+    if (outcome === "patched") {
+      if (endpoint === "/mutate-pod") metrics.injection("sidecar", sidecarMode);
+      else metrics.injection("serial", admission.kind.kind);
+    }
+    const warned = mutation.warnings.length > 0;
+    if (warned) metrics.warning(endpoint);
+    const answer: AppReply = {
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body: admissionResponseBody(admission.uid, mutation),
+    };
     const fields: Record<string, unknown> = {
       uid: admission.uid,
       kind: describeKind(admission.kind),
@@ -178,40 +216,10 @@ export function createWebhookApp(options: AppOptions): Handler {
       namespace: admission.namespace,
       name: admission.name,
     };
-    let mutation: Mutation;
-    let outcome: Outcome;
-    try {
-      mutation = decide(endpoint, admission, options.settings);
-      outcome = mutation.operations.length > 0 ? "patched" : "unchanged";
-    } catch (error) {
-      metrics.error(endpoint, "internal");
-      mutation = unchanged("internal error", [
-        `the metadata service webhook failed on this object (${
-          (error as Error).message
-        }); nothing was changed`,
-      ]);
-      outcome = "error";
-      Object.assign(fields, { problem: (error as Error).message });
-    }
-    if (outcome === "patched") {
-      if (endpoint === "/mutate-pod") {
-        metrics.injection(
-          "sidecar",
-          options.settings.sidecar.nativeSidecar ? "native" : "container",
-        );
-      } else metrics.injection("serial", admission.kind.kind);
-    }
-    if (mutation.warnings.length > 0) metrics.warning(endpoint);
-    const answer: AppReply = {
-      status: 200,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(admissionResponse(admission.uid, mutation)) + "\n",
-    };
-    return finish(outcome, answer, {
-      ...fields,
-      reason: mutation.reason,
-      ...(mutation.warnings.length ? { warnings: mutation.warnings } : {}),
-    });
+    if (problem !== undefined) fields.problem = problem;
+    fields.reason = mutation.reason;
+    if (warned) fields.warnings = mutation.warnings;
+    return finish(endpoint, started, outcome, answer, fields);
   }
 
   const routes: Record<

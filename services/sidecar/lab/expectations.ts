@@ -4,10 +4,17 @@
  */
 import { assert, assertEquals, assertMatch } from "../../../testing/assert.ts";
 import { arping, curl, type CurlOptions, metadataLinks, waitForOk } from "./probes.ts";
-import type { VmIdentity } from "./sidecar_process.ts";
+import type { StopResult, VmIdentity } from "./sidecar_process.ts";
 import { type Pod, POD_NETWORK } from "./topology.ts";
 import { ipBatch } from "./command.ts";
 import { METADATA_ADDRESS } from "../../shared/contract.ts";
+
+/** A stop after SIGTERM: exit 0 within the grace period, no process left in the pod. */
+export function assertStoppedCleanly(stopped: StopResult): void {
+  assert(stopped.exitMs !== undefined, "the sidecar was still running 1.5 s after SIGTERM");
+  assertEquals({ code: stopped.code, signal: stopped.signal }, { code: 0, signal: null });
+  assertEquals(stopped.strayPids, [], "processes left in the pod namespace");
+}
 
 /** Waits until the sidecar (not anything else answering on 169.254.169.254) serves `ns`. */
 export async function waitUntilServed(

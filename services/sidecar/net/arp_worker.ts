@@ -15,6 +15,10 @@
  * kernel again through the veth, so the kernel's answer goes out along the new route at once
  * (the copy that arrived first may have been answered along the old one).
  *
+ * A guest picks its own address, so before a route back is installed the address is checked
+ * against the pod's own addresses and routes (client_guard.ts): a guest claiming, say, the pod's
+ * gateway 169.254.1.1 gets neither a route nor an ARP reply, and is logged once.
+ *
  * Protocol: the main thread posts a message, then adds 1 to the eventfd; the worker, woken,
  * yields to its event loop until it has received as many messages as the eventfd counted.
  */
@@ -24,6 +28,14 @@
 import { createLogger, type Logger, type LogLevel, type LogSink } from "../../shared/log.ts";
 import { buildArpAnnouncement, buildArpReply, isRequestFor, parseArpFrame } from "./arp_packet.ts";
 import { isLinkLocal, knownClients, learnClient } from "./attach.ts";
+import {
+  type ClientVerdict,
+  createRefusals,
+  judgeClient,
+  type PodRouting,
+  policyFor,
+  readPodRouting,
+} from "./client_guard.ts";
 import {
   AF_PACKET,
   EAGAIN,
@@ -36,6 +48,7 @@ import {
   POLLIN,
   syscallError,
 } from "./libc.ts";
+import { SIDECAR_VETH_PREFIX } from "./names.ts";
 import { parseTcpSyn, readdressFrame } from "./syn_packet.ts";
 
 /** One served bridge, as the worker needs it. */
@@ -123,6 +136,62 @@ interface Announcement {
 }
 let announcements: Announcement[] = [];
 
+/** Refused guest addresses are remembered (at most this many) and judged again after a while. */
+const REFUSALS_MAX = 256;
+const REFUSAL_RECHECK_MS = 30_000;
+const refusals = createRefusals(REFUSALS_MAX, REFUSAL_RECHECK_MS);
+/**
+ * The pod's addresses, routes and neighbours, read when a guest not seen before must be judged
+ * and reused for this long (or until the served bridges change): never a dump per packet.
+ */
+const ROUTING_MAX_AGE_MS = 1000;
+let routing: { at: number; view: PodRouting } | undefined;
+/** The served sidecar veths and bridges, as of the latest targets (set before they apply). */
+let servedDevices: { sidecarIndexes: number[]; bridges: string[] } = {
+  sidecarIndexes: [],
+  bridges: [],
+};
+
+function podRouting(now: number): PodRouting {
+  if (!routing || now - routing.at > ROUTING_MAX_AGE_MS) {
+    routing = { at: now, view: readPodRouting() };
+  }
+  return routing.view;
+}
+
+/**
+ * Whether the way back to link-local guest `ip` may go through `entry`'s veth (see
+ * client_guard.ts). A refused address is logged once and not judged again for a while.
+ */
+function mayLearn(entry: Served, ip: string, mac: string): boolean {
+  const now = Date.now();
+  if (refusals.recent(ip, now) !== undefined) return false;
+  let verdict: ClientVerdict;
+  try {
+    const view = podRouting(now);
+    verdict = judgeClient(
+      ip,
+      view,
+      policyFor(view, servedDevices, SIDECAR_VETH_PREFIX),
+    );
+  } catch (error) {
+    verdict = { accept: false, reason: `the pod's routes could not be read: ${error}` };
+  }
+  if (verdict.accept) {
+    refusals.forget(ip);
+    return true;
+  }
+  if (refusals.remember(ip, verdict.reason, now)) {
+    entry.log.warn(
+      `guest ${ip} (${
+        mac || "MAC unknown"
+      }) on ${entry.bridge} is not served (no ARP reply, no route back through ${entry.sidecarName}): ${verdict.reason}`,
+      { client: ip, clientMac: mac, reason: verdict.reason },
+    );
+  }
+  return false;
+}
+
 function setTargets(targets: ArpTarget[]): void {
   const previous = new Map(served);
   const now = Date.now();
@@ -137,6 +206,11 @@ function setTargets(targets: ArpTarget[]): void {
       );
     }
   }
+  routing = undefined; // the interfaces may have changed
+  servedDevices = {
+    sidecarIndexes: targets.map((target) => target.sidecarIndex),
+    bridges: targets.map((target) => target.bridge),
+  };
   served.clear();
   byPort.clear();
   foreign.clear();
@@ -167,6 +241,7 @@ function setTargets(targets: ArpTarget[]): void {
       // The veth was re-created (same MAC): the guests that knew it will not ask again soon,
       // so put their routes back now.
       for (const [ip, mac] of before.clients) {
+        if (!mayLearn(entry, ip, mac)) continue;
         try {
           learnClient(target.sidecarIndex, entry.clients, { ip, mac });
         } catch (error) {
@@ -197,6 +272,13 @@ function reply(entry: Served, frameBytes: Uint8Array): void {
   const asker = { client: request.senderIp, clientMac: request.senderMac };
   let learned = false;
   let learnError: unknown;
+  if (
+    entry.learnRoutes && isLinkLocal(request.senderIp) &&
+    entry.clients.get(request.senderIp) !== request.senderMac &&
+    !mayLearn(entry, request.senderIp, request.senderMac)
+  ) {
+    return; // no way back to it that would not break the pod's own routing
+  }
   if (entry.learnRoutes) {
     try {
       learned = learnClient(entry.sidecarIndex, entry.clients, {
@@ -239,6 +321,7 @@ function learnFromConnection(entry: Served, frameBytes: Uint8Array): void {
   const syn = parseTcpSyn(frameBytes);
   if (!syn || syn.destinationIp !== entry.address || !isLinkLocal(syn.sourceIp)) return;
   if (entry.clients.get(syn.sourceIp) === syn.ethernetSource) return;
+  if (!mayLearn(entry, syn.sourceIp, syn.ethernetSource)) return;
   const client = { client: syn.sourceIp, clientMac: syn.ethernetSource };
   let learned: boolean;
   try {

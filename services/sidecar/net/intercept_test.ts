@@ -5,6 +5,7 @@ import {
   type PortInfo,
   viewBridge,
 } from "./intercept.ts";
+import { inNamespace, ipBatch, mustRun, run } from "../lab/command.ts";
 import { netnsTest } from "./netns_testing.ts";
 import type { Ipv4Address } from "./rtnetlink.ts";
 
@@ -112,36 +113,9 @@ const RTNETLINK = new URL("./rtnetlink.ts", import.meta.url).href;
 const GUARD = new URL("./intercept_guard.ts", import.meta.url).href;
 const LOG = new URL("../../shared/log.ts", import.meta.url).href;
 
+/** `argv`'s output; with `allowFailure`, whatever it printed even when it failed. */
 async function sh(argv: string[], options: { allowFailure?: boolean } = {}): Promise<string> {
-  const output = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    stdin: "null",
-    stderr: "piped",
-  }).output();
-  const text = decoder.decode(output.stdout);
-  if (!output.success && !options.allowFailure) {
-    throw new Error(`\`${argv.join(" ")}\` failed: ${decoder.decode(output.stderr)}${text}`);
-  }
-  return text;
-}
-
-function inNs(ns: string, argv: string[]): string[] {
-  return ["ip", "netns", "exec", ns, ...argv];
-}
-
-async function ipBatch(ns: string, lines: string[]): Promise<void> {
-  const child = new Deno.Command("ip", {
-    args: ["-n", ns, "-batch", "-"],
-    stdin: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(lines.join("\n") + "\n"));
-  await writer.close();
-  const output = await child.output();
-  if (!output.success) {
-    throw new Error(`ip -n ${ns} -batch failed: ${decoder.decode(output.stderr)}`);
-  }
+  return options.allowFailure ? (await run(argv)).stdout : await mustRun(argv);
 }
 
 /** Runs installIntercept / removeIntercept / installIngressGuard in a fresh process in `ns`. */
@@ -166,7 +140,7 @@ async function intercept(
     const ctx = { bridge: bridge.name, bridgeIndex: bridge.index, vethBridgeSide: "imdb-eth0",
       vethSidecarSide: sidecar.name, vethSidecarIndex: sidecar.index, vethMac: sidecar.mac, log };
     console.log(JSON.stringify(${calls[action]}));`;
-  const out = await sh(inNs(ns, [Deno.execPath(), "eval", "--no-lock", script]));
+  const out = await sh(inNamespace(ns, [Deno.execPath(), "eval", "--no-lock", script]));
   return JSON.parse(out.trim().split("\n").at(-1)!);
 }
 
@@ -202,17 +176,19 @@ async function startServer(ns: string, hostname: string, body: string): Promise<
 
 /** The body curl got, or "" when nothing answered within `seconds`. */
 async function curl(ns: string, url: string, seconds = 3): Promise<string> {
-  return await sh(inNs(ns, ["curl", "-s", "-m", String(seconds), url]), { allowFailure: true });
+  return await sh(inNamespace(ns, ["curl", "-s", "-m", String(seconds), url]), {
+    allowFailure: true,
+  });
 }
 
 /** Packets for 169.254.169.254 that reached the node over the pod's uplink (IPv4 or ARP). */
 async function leakedPackets(node: string): Promise<number> {
-  const listing = await sh(inNs(node, ["nft", "list", "table", "netdev", "leak"]));
+  const listing = await sh(inNamespace(node, ["nft", "list", "table", "netdev", "leak"]));
   return [...listing.matchAll(/counter packets (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
 async function resetLeakCounter(node: string): Promise<void> {
-  await sh(inNs(node, ["nft", "delete", "table", "netdev", "leak"]), { allowFailure: true });
+  await sh(inNamespace(node, ["nft", "delete", "table", "netdev", "leak"]), { allowFailure: true });
   const child = new Deno.Command("ip", {
     args: ["netns", "exec", node, "nft", "-f", "-"],
     stdin: "piped",
@@ -235,7 +211,7 @@ table netdev leak {
 
 /** Sets net.ipv4.conf.<key> in `ns` (the test's own set-up; no sysctl binary needed). */
 async function setIpv4Conf(ns: string, key: string, value: number): Promise<void> {
-  await sh(inNs(ns, ["sh", "-c", `echo ${value} > /proc/sys/net/ipv4/conf/${key}`]));
+  await sh(inNamespace(ns, ["sh", "-c", `echo ${value} > /proc/sys/net/ipv4/conf/${key}`]));
 }
 
 async function deleteNamespaces(names: string[]): Promise<void> {
@@ -320,7 +296,9 @@ netnsTest(
         changed: true,
       });
 
-      const table = await sh(inNs(ns.pod, ["nft", "list", "table", "bridge", "kubevirt-imds"]));
+      const table = await sh(
+        inNamespace(ns.pod, ["nft", "list", "table", "bridge", "kubevirt-imds"]),
+      );
       const bridgeMac = JSON.parse(
         await sh(["ip", "-n", ns.pod, "-j", "link", "show", "k6t-eth0"]),
       )[0].address;
@@ -370,7 +348,7 @@ netnsTest(
       const again = await intercept(ns.pod, "install");
       assertEquals(again?.guestAddresses, [POD_IP]);
       assertEquals(
-        await sh(inNs(ns.pod, ["nft", "list", "table", "bridge", "kubevirt-imds"])),
+        await sh(inNamespace(ns.pod, ["nft", "list", "table", "bridge", "kubevirt-imds"])),
         table,
       );
       assertEquals((await sh(["ip", "-n", ns.pod, "rule", "list"])).trim().split("\n"), rules);
@@ -378,7 +356,7 @@ netnsTest(
       // Removal takes out the table, the rule and the route, and leaves `local` in place.
       assertEquals(await intercept(ns.pod, "remove"), null);
       const gone = await sh(
-        inNs(ns.pod, ["nft", "list", "table", "bridge", "kubevirt-imds"]),
+        inNamespace(ns.pod, ["nft", "list", "table", "bridge", "kubevirt-imds"]),
         { allowFailure: true },
       );
       assertEquals(gone, "");
@@ -433,7 +411,7 @@ netnsTest(
       assertEquals(status?.bridgeBinding, false);
       assertEquals(status?.guestAddresses, []);
       assertStringIncludes(
-        await sh(inNs(ns.pod, ["nft", "list", "table", "bridge", "kubevirt-imds"])),
+        await sh(inNamespace(ns.pod, ["nft", "list", "table", "bridge", "kubevirt-imds"])),
         'iifname "tap0" ether daddr != 02:00:00:00:00:00 ip daddr 169.254.169.254',
       );
       // No reply rule is needed: the guest's address is not local in the pod.
@@ -487,7 +465,7 @@ netnsTest(
 
       assertEquals(await intercept(ns.pod, "guard"), null);
       assertStringIncludes(
-        await sh(inNs(ns.pod, ["nft", "list", "table", "ip", "kubevirt-imds-guard"])),
+        await sh(inNamespace(ns.pod, ["nft", "list", "table", "ip", "kubevirt-imds-guard"])),
         "ip daddr 169.254.169.254 drop",
       );
       for (const [name, route] of Object.entries(routes)) {
@@ -567,7 +545,7 @@ async function repeatedInstall(ns: string): Promise<RepeatedInstall> {
     call("afterSetFlushed");
     call("last");
     console.log(JSON.stringify({ calls, listings, warnings }));`;
-  const out = await sh(inNs(ns, [Deno.execPath(), "eval", "--no-lock", script]));
+  const out = await sh(inNamespace(ns, [Deno.execPath(), "eval", "--no-lock", script]));
   return JSON.parse(out.trim().split("\n").at(-1)!);
 }
 

@@ -16,6 +16,9 @@ export interface VethNames {
   bridgeSide: string;
 }
 
+/** The start of every sidecar-end veth name ("imds-eth0"). */
+export const SIDECAR_VETH_PREFIX = "imds-";
+
 /** 64-bit FNV-1a of the name, as 16 hex digits: stable across releases and runs. */
 export function nameHash(text: string): string {
   let hash = 0xcbf29ce484222325n;
@@ -38,7 +41,7 @@ export function vethNames(bridge: string): VethNames {
   const id = rest.length > 0 && rest.length <= 10 && /^[A-Za-z0-9_]+$/.test(rest)
     ? rest
     : nameHash(bridge).slice(0, 10);
-  return { sidecar: `imds-${id}`, bridgeSide: `imdb-${id}` };
+  return { sidecar: `${SIDECAR_VETH_PREFIX}${id}`, bridgeSide: `imdb-${id}` };
 }
 
 /** True for names KubeVirt gives VM bridges (`k6t-eth0`, `k6t-<11 hex>`, `k6t-net1`). */

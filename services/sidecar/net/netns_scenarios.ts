@@ -45,6 +45,7 @@ import {
   setIpv4Conf,
   setLink,
 } from "./rtnetlink.ts";
+import { buildTcpSyn } from "./syn_packet.ts";
 
 function sh(...args: string[]): string {
   const output = new Deno.Command(args[0], { args: args.slice(1) }).outputSync();
@@ -342,6 +343,87 @@ const scenarios: Record<string, () => unknown> = {
       afterFar: afterFar.length,
       routes,
       farRoute,
+    };
+  },
+
+  /**
+   * A pod whose own network uses link-local addresses (Calico: `169.254.1.1 dev eth0`, default
+   * via it): a VM on k6t-net1 claiming 169.254.1.1 (by ARP, then by a SYN) gets no route and
+   * no reply, and the pod's route stays; guests with unused addresses get theirs, from an ARP
+   * request or a SYN, and a guest moving to a second bridge takes its route along.
+   */
+  async claimedAddresses() {
+    const { vm, far, responder, target, attachment } = multusLikeBridge();
+    // The pod's eth0 (a veth: this kernel has no dummy interfaces) and its Calico-style routes.
+    sh("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "node0");
+    sh("ip", "addr", "add", "10.244.0.7/32", "dev", "eth0");
+    sh("ip", "link", "set", "node0", "up");
+    sh("ip", "link", "set", "eth0", "up");
+    sh("ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link");
+    sh("ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0");
+    const podRoutesBefore = sh("ip", "-4", "route", "show", "table", "main");
+    // A second link-local network, for the guest that moves.
+    sh("ip", "link", "add", "k6t-net2", "type", "bridge");
+    sh("ip", "link", "add", "tap2", "type", "veth", "peer", "name", "vm2");
+    sh("ip", "link", "set", "vm2", "address", "62:27:19:f3:0a:f1", "up");
+    setIpv4Conf(link("vm2").index, { arp_ignore: 8 });
+    sh("ip", "link", "set", "tap2", "master", "k6t-net2", "up");
+    sh("ip", "link", "set", "k6t-net2", "up");
+    // KubeVirt's DHCP server address on a bridge-binding bridge: local in the pod.
+    sh("ip", "addr", "add", "169.254.75.10/32", "dev", "k6t-net2");
+    const { log } = capturingLogger();
+    const second = attachToBridge(link("k6t-net2"), log);
+    const vm2 = arpSocket("vm2");
+    responder.update([target, {
+      ...target,
+      bridge: "k6t-net2",
+      sidecarIndex: second.sidecar.index,
+      sidecarName: second.sidecar.name,
+      bridgeSideIndex: second.bridgeSide.index,
+      mac: second.sidecar.mac,
+      vmPorts: [link("tap2").index],
+      otherPorts: [],
+    }]);
+    const vmMac = "62:27:19:f3:0a:ef";
+    const ask = (fd: number, mac: string, ip: string) =>
+      exchange(fd, buildArpRequest(mac, ip, "169.254.169.254"), 400);
+    const syn = (ip: string) =>
+      buildTcpSyn({
+        sourceMac: vmMac,
+        destinationMac: attachment.sidecar.mac,
+        sourceIp: ip,
+        destinationIp: "169.254.169.254",
+        destinationPort: 80,
+      });
+    const claimed = [
+      await ask(vm, vmMac, "169.254.1.1"),
+      await exchange(vm, syn("169.254.1.1"), 300),
+      await ask(vm, vmMac, "169.254.1.1"),
+      await ask(vm, vmMac, "169.254.75.10"),
+    ].map((replies) => replies.length);
+    const podRoutesAfter = sh("ip", "-4", "route", "show", "table", "main");
+    const claimedRoute = sh("ip", "-4", "route", "show", "169.254.1.1");
+    // The kernel may have noted the guest on its bridge before the sidecar served it.
+    sh("ip", "neigh", "replace", "169.254.100.100", "lladdr", vmMac, "dev", "k6t-net1");
+    const fresh = (await ask(vm, vmMac, "169.254.100.100")).length;
+    const freshRoute = sh("ip", "-4", "route", "show", "169.254.100.100");
+    await exchange(vm, syn("169.254.100.101"), 300);
+    const fromSynRoute = sh("ip", "-4", "route", "show", "169.254.100.101");
+    const moved = (await ask(vm2, "62:27:19:f3:0a:f1", "169.254.100.100")).length;
+    const movedRoute = sh("ip", "-4", "route", "show", "169.254.100.100");
+    await responder.stop();
+    for (const fd of [vm, vm2, far]) libc().close(fd);
+    return {
+      sidecarNames: [attachment.sidecar.name, second.sidecar.name],
+      podRoutesBefore,
+      podRoutesAfter,
+      claimed,
+      claimedRoute,
+      fresh,
+      freshRoute,
+      fromSynRoute,
+      moved,
+      movedRoute,
     };
   },
 

@@ -551,19 +551,36 @@ export function listRoutes(): Route[] {
 
 /** IPv4 neighbour (ARP) entries of one device: address → MAC. */
 export function listNeighbours(index: number): Map<string, string> {
-  const entries = new Map<string, string>();
+  return new Map(
+    listAllNeighbours(index)
+      .filter((entry) => entry.index === index)
+      .map((entry) => [entry.address, entry.mac]),
+  );
+}
+
+/**
+ * IPv4 neighbour (ARP) entries that carry a link-layer address, of every device (or, as a
+ * hint to the kernel, of device `index`; callers filter).
+ */
+export function listAllNeighbours(index = 0): Required<Neighbour>[] {
+  const entries: Required<Neighbour>[] = [];
   const replies = dump(sock(), {
     type: RTM_GETNEIGH,
     payload: ndmsg({ family: AF_INET, index, state: 0 }),
-  }, `list neighbours of interface ${index}`);
+  }, index ? `list neighbours of interface ${index}` : "list neighbours");
   for (const message of replies) {
     if (message.type !== RTM_NEWNEIGH) continue;
-    const ifindex = new DataView(message.payload.buffer, message.payload.byteOffset, 12)
-      .getInt32(4, true);
+    const view = new DataView(message.payload.buffer, message.payload.byteOffset, 12);
     const attrs = attrTable(message.payload.subarray(12));
     const dst = attrs.get(NDA_DST);
     const mac = attrs.get(NDA_LLADDR);
-    if (ifindex === index && dst && mac?.length === 6) entries.set(formatIpv4(dst), formatMac(mac));
+    if (!dst || mac?.length !== 6) continue;
+    entries.push({
+      index: view.getInt32(4, true),
+      address: formatIpv4(dst),
+      mac: formatMac(mac),
+      state: view.getUint16(8, true),
+    });
   }
   return entries;
 }

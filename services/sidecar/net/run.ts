@@ -15,11 +15,11 @@
  */
 
 import { METADATA_ADDRESS } from "../../shared/contract.ts";
-import { createLogger, type Logger } from "../../shared/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import { type Env, processEnv } from "../../shared/settings.ts";
 import type { SidecarConfig } from "../config.ts";
-import { loadConfigOrReport } from "../serve.ts";
 import { type MetadataServer, startMetadataServer } from "../server.ts";
+import { listenForStopSignal, startSubcommand } from "../subcommand.ts";
 import { type ArpResponder, type ArpTarget, startArpResponder } from "./arp_responder.ts";
 import {
   type Attachment,
@@ -32,7 +32,6 @@ import { installIntercept, type InterceptContext, removeIntercept } from "./inte
 import { installIngressGuard } from "./intercept_guard.ts";
 import { closeRoutingSocket, type Link, listIpv4Addresses, listLinks } from "./rtnetlink.ts";
 
-export const EXIT_CONFIG_ERROR = 2;
 export const EXIT_SETUP_FAILED = 1;
 /** The port guests connect to. */
 export const METADATA_PORT = 80;
@@ -232,33 +231,16 @@ function deadline(ms: number, what: string): Promise<never> {
   });
 }
 
-/**
- * Starts listening for SIGTERM and SIGINT. Installed before anything else, so a stop signal
- * that arrives at any moment of the set-up (the pod may be deleted right after it started) is
- * handled like a later one: a clean stop, never the default action that kills the process.
- */
-export function listenForStopSignal(): Promise<Deno.Signal> {
-  return new Promise<Deno.Signal>((resolve) => {
-    Deno.addSignalListener("SIGTERM", () => resolve("SIGTERM"));
-    Deno.addSignalListener("SIGINT", () => resolve("SIGINT"));
-  });
-}
-
 /** `main.ts run`: returns the exit code once SIGTERM/SIGINT has stopped everything. */
 export async function run(args: string[], env: Env = processEnv): Promise<number> {
-  // First of all; the set-up below is synchronous, so a signal that arrives during it is
-  // handled as soon as it is done.
-  const stopSignal = listenForStopSignal();
-  const bootLog = createLogger({ component: "sidecar" });
-  if (args.length > 0) {
-    bootLog.error(
-      `run takes no arguments (configuration is IMDS_* variables), got: ${args.join(" ")}`,
-    );
-    return EXIT_CONFIG_ERROR;
-  }
-  const config = loadConfigOrReport(env, bootLog);
-  if (config === undefined) return EXIT_CONFIG_ERROR;
-  const log = createLogger({ component: "sidecar", level: config.logLevel });
+  // Before anything else, so a stop signal that arrives at any moment of the set-up (the pod
+  // may be deleted right after it started) is handled like a later one: a clean stop, never
+  // the default action that kills the process. The set-up below is synchronous, so a signal
+  // that arrives during it is handled as soon as it is done.
+  const stop = listenForStopSignal();
+  const started = startSubcommand("run", args, env);
+  if (typeof started === "number") return started;
+  const { config, log } = started;
   if (config.listen.hostname !== METADATA_ADDRESS || config.listen.port !== METADATA_PORT) {
     log.warn(
       `run always serves on ${METADATA_ADDRESS}:${METADATA_PORT}; IMDS_LISTEN_ADDR is ignored`,
@@ -287,7 +269,7 @@ export async function run(args: string[], env: Env = processEnv): Promise<number
     return EXIT_SETUP_FAILED;
   }
 
-  const signal = await stopSignal;
+  const signal = await stop.signal;
   log.info("stopping", { signal });
   const stopped = Promise.all([network.stop(), server.shutdown()]);
   try {

@@ -1,9 +1,10 @@
 /**
- * Test certificates made with the openssl CLI: a CA and a serving
- * certificate for 127.0.0.1 and localhost, written the way the kubelet
- * writes a Secret volume (tls.crt → ..data/tls.crt, ..data → a timestamped
- * directory), so a renewal can be swapped in exactly as in a pod.
+ * Test certificates for the webhook: a CA and a serving certificate for
+ * 127.0.0.1 and localhost, written the way the kubelet writes a Secret volume
+ * (tls.crt → ..data/tls.crt, ..data → a timestamped directory), so a renewal
+ * can be swapped in exactly as in a pod.
  */
+import { writeCertificateFiles } from "../../../testing/certificates.ts";
 
 export interface TestCertificate {
   /** PEM of the CA that signed the serving certificate. */
@@ -12,72 +13,20 @@ export interface TestCertificate {
   keyPem: string;
 }
 
-async function openssl(args: string[], cwd: string): Promise<void> {
-  let output: Deno.CommandOutput;
-  try {
-    output = await new Deno.Command("openssl", { args, cwd, stdout: "piped", stderr: "piped" })
-      .output();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Error("the openssl CLI makes the test certificates: apt-get install openssl");
-    }
-    throw error;
-  }
-  if (!output.success) {
-    throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(output.stderr)}`);
-  }
-}
-
-/** A fresh CA and a P-256 serving certificate signed by it. */
+/** A fresh CA and a P-256 serving certificate signed by it, for localhost and 127.0.0.1. */
 export async function makeCertificate(commonName = "imds-webhook"): Promise<TestCertificate> {
   const dir = await Deno.makeTempDir({ prefix: "imds-webhook-cert-" });
   try {
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    await openssl(
-      [
-        "req",
-        "-x509",
-        ...ec,
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        `/CN=${commonName}-ca`,
-      ],
-      dir,
-    );
-    await openssl(
-      ["req", ...ec, "-keyout", "tls.key", "-out", "tls.csr", "-subj", `/CN=${commonName}`],
-      dir,
-    );
-    await Deno.writeTextFile(`${dir}/ext`, "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-    await openssl(
-      [
-        "x509",
-        "-req",
-        "-in",
-        "tls.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "tls.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-      ],
-      dir,
-    );
+    const files = await writeCertificateFiles(dir, {
+      dnsNames: ["localhost"],
+      ipAddresses: ["127.0.0.1"],
+      commonName,
+      caCommonName: `${commonName}-ca`,
+    });
     return {
-      caPem: await Deno.readTextFile(`${dir}/ca.crt`),
-      certPem: await Deno.readTextFile(`${dir}/tls.crt`),
-      keyPem: await Deno.readTextFile(`${dir}/tls.key`),
+      caPem: await Deno.readTextFile(files.caCert),
+      certPem: await Deno.readTextFile(files.cert),
+      keyPem: await Deno.readTextFile(files.key),
     };
   } finally {
     await Deno.remove(dir, { recursive: true });
