@@ -89,15 +89,15 @@ async function answer(
   }
   // A body not read to the end (too large) would poison a kept-alive connection.
   const unread = incoming.method !== "GET" && incoming.method !== "HEAD" && !incoming.complete;
+  // Encoded once: the length comes from the bytes that are sent.
   const payload = Buffer.from(body);
-  // The reply's headers object is its own: adding to it keeps the header order.
-  headers["content-length"] = String(payload.byteLength);
+  const head: Record<string, string> = { ...headers, "content-length": String(payload.byteLength) };
   if (unread) {
-    headers.connection = "close";
-    outgoing.writeHead(status, headers);
+    head.connection = "close";
+    outgoing.writeHead(status, head);
     outgoing.end(payload, () => incoming.socket?.destroy());
   } else {
-    outgoing.writeHead(status, headers);
+    outgoing.writeHead(status, head);
     outgoing.end(payload);
   }
 }
