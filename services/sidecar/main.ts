@@ -16,14 +16,11 @@ async function main(args: string[]): Promise<number> {
   switch (command) {
     case "serve":
       return await serve(rest);
-
-    // ---- `run`: networking, then serve. Dispatched to ./net/run.ts. ----
     case "run": {
+      // Loaded only for `run`, so `serve` starts without the network code.
       const { run } = await import("./net/run.ts");
       return await run(rest);
     }
-    // ---- end of `run` ----
-
     default:
       console.error(command === undefined ? USAGE : `unknown command "${command}"\n${USAGE}`);
       return 2;
