@@ -163,7 +163,12 @@ export function startNetwork(
       const names = ports.map((port) => port.name).join(", ");
       if (state.arpPorts !== names) {
         state.arpPorts = names;
-        log.info(`ARP responder listening on ${bridge.name} for ${METADATA_ADDRESS}`, {
+        const msg = names
+          ? `ARP responder listening on ${bridge.name} for ${METADATA_ADDRESS}, answering VM port${
+            ports.length > 1 ? "s" : ""
+          } ${names}`
+          : `ARP responder listening on ${bridge.name} for ${METADATA_ADDRESS}; the VM is not plugged in yet`;
+        log.info(msg, {
           bridge: bridge.name,
           interface: sidecar.name,
           mac: sidecar.mac,
