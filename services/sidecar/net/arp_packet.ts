@@ -53,23 +53,16 @@ export function buildArpReply(
   address: string,
   mac: string,
 ): Uint8Array<ArrayBuffer> {
-  const frame = new Uint8Array(ARP_FRAME_BYTES);
-  const view = new DataView(frame.buffer);
   const ours = parseMac(mac);
   const asker = parseMac(request.senderMac);
-  frame.set(asker, 0);
-  frame.set(ours, 6);
-  view.setUint16(12, ETHERTYPE_ARP);
-  view.setUint16(14, 1);
-  view.setUint16(16, ETHERTYPE_IPV4);
-  frame[18] = 6;
-  frame[19] = 4;
-  view.setUint16(20, ARP_REPLY);
-  frame.set(ours, 22);
-  frame.set(parseIpv4(address), 28);
-  frame.set(asker, 32);
-  frame.set(parseIpv4(request.senderIp), 38);
-  return frame;
+  return buildArpFrame(
+    ARP_REPLY,
+    asker,
+    ours,
+    parseIpv4(address),
+    asker,
+    parseIpv4(request.senderIp),
+  );
 }
 
 /** A who-has request frame (broadcast), for tests and benchmarks. */
@@ -78,20 +71,43 @@ export function buildArpRequest(
   senderIp: string,
   targetIp: string,
 ): Uint8Array<ArrayBuffer> {
+  const sender = parseMac(senderMac);
+  return buildArpFrame(
+    ARP_REQUEST,
+    BROADCAST_MAC,
+    sender,
+    parseIpv4(senderIp),
+    ZERO_MAC,
+    parseIpv4(targetIp),
+  );
+}
+
+const BROADCAST_MAC = new Uint8Array(6).fill(0xff);
+const ZERO_MAC = new Uint8Array(6);
+
+/** An Ethernet frame carrying an IPv4-over-Ethernet ARP packet (RFC 826 layout). */
+function buildArpFrame(
+  operation: number,
+  destination: Uint8Array,
+  senderMac: Uint8Array,
+  senderIp: Uint8Array,
+  targetMac: Uint8Array,
+  targetIp: Uint8Array,
+): Uint8Array<ArrayBuffer> {
   const frame = new Uint8Array(ARP_FRAME_BYTES);
   const view = new DataView(frame.buffer);
-  const sender = parseMac(senderMac);
-  frame.fill(0xff, 0, 6);
-  frame.set(sender, 6);
+  frame.set(destination, 0);
+  frame.set(senderMac, 6);
   view.setUint16(12, ETHERTYPE_ARP);
-  view.setUint16(14, 1);
+  view.setUint16(14, 1); // hardware type: Ethernet
   view.setUint16(16, ETHERTYPE_IPV4);
-  frame[18] = 6;
-  frame[19] = 4;
-  view.setUint16(20, ARP_REQUEST);
-  frame.set(sender, 22);
-  frame.set(parseIpv4(senderIp), 28);
-  frame.set(parseIpv4(targetIp), 38);
+  frame[18] = 6; // hardware address length
+  frame[19] = 4; // protocol address length
+  view.setUint16(20, operation);
+  frame.set(senderMac, 22);
+  frame.set(senderIp, 28);
+  frame.set(targetMac, 32);
+  frame.set(targetIp, 38);
   return frame;
 }
 
