@@ -6,7 +6,6 @@
 
 import {
   fixed,
-  freePort,
   loadAtConcurrency,
   loadAtRateRaw,
   type LoadResult,
@@ -15,10 +14,9 @@ import {
   repositoryRoot as root,
   rssMiB,
   sampleRss,
-  type ServerProcess,
-  startServer,
-  taskRuntimeFlags,
 } from "./lib.ts";
+import { denoRunTask } from "../testing/deno_tasks.ts";
+import { freePort, type ServerProcess, startServer } from "../testing/processes.ts";
 
 const ROUNDS = 2;
 const CONCURRENCY = 32;
@@ -84,7 +82,7 @@ async function identitySize(server: ServerProcess): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const flags = await taskRuntimeFlags("sidecar", "services/sidecar/main.ts");
+  const flags = denoRunTask("sidecar", "services/sidecar/main.ts").flags;
   const tokenDir = await Deno.makeTempDir({ prefix: "imds-bench-" });
   const tokenPath = `${tokenDir}/token`;
   await Deno.writeTextFile(tokenPath, "header.eyJleHAiOjQxMDI0NDQ4MDB9.signature");

@@ -25,19 +25,12 @@
  */
 
 import { fixed, type LatencySummary, percentile, printTable, summarize } from "./lib.ts";
-import { labUnavailableReason } from "../services/sidecar/lab/availability.ts";
-import {
-  inNamespace,
-  ipBatch,
-  mustRun,
-  sleep,
-  sysctl,
-  waitFor,
-} from "../services/sidecar/lab/command.ts";
-import { sidecarMacs, waitUntilServed } from "../services/sidecar/lab/expectations.ts";
-import { createLab, type Lab } from "../services/sidecar/lab/lab.ts";
-import { curl, neighbourMac } from "../services/sidecar/lab/probes.ts";
-import { labIdentity, startSidecar } from "../services/sidecar/lab/sidecar_process.ts";
+import { labUnavailableReason } from "../testing/lab/availability.ts";
+import { inNamespace, ipBatch, mustRun, sleep, sysctl, waitFor } from "../testing/lab/command.ts";
+import { sidecarMacs, waitUntilServed } from "../testing/lab/expectations.ts";
+import { createLab, type Lab } from "../testing/lab/lab.ts";
+import { curl, neighbourMac } from "../testing/lab/probes.ts";
+import { labIdentity, startSidecar } from "../testing/lab/sidecar_process.ts";
 import {
   addMultusNic,
   configureGuestAddress,
@@ -46,9 +39,9 @@ import {
   type Guest,
   type Pod,
   type VmNic,
-} from "../services/sidecar/lab/topology.ts";
+} from "../testing/lab/topology.ts";
 import { METADATA_ADDRESS } from "../services/shared/contract.ts";
-import type { ProbeResult } from "../services/sidecar/lab/arp_probe.ts";
+import type { ProbeResult } from "../testing/lab/arp_probe.ts";
 
 const ARP_REQUESTS = 500;
 const FIRST_OK_ROUNDS = 10;
@@ -59,7 +52,7 @@ const ARP_TARGET_P99_MS = 1;
 const NO_ARP_ROUNDS = 5;
 const RECONCILE_CALLS = 50;
 const FIRST_OK_TARGET_MS = 500;
-const PROBE = new URL("../services/sidecar/lab/arp_probe.ts", import.meta.url).pathname;
+const PROBE = new URL("../testing/lab/arp_probe.ts", import.meta.url).pathname;
 
 interface Wired {
   pod: Pod;
@@ -265,12 +258,14 @@ async function firstRequestWithoutArp(): Promise<void> {
   );
 }
 
-const INTERCEPT_MODULE = new URL("../services/sidecar/net/intercept.ts", import.meta.url).href;
-const RULESET_MODULE = new URL("../services/sidecar/net/intercept_ruleset.ts", import.meta.url)
-  .href;
-const NETLINK_MODULE = new URL("../services/sidecar/net/netlink.ts", import.meta.url).href;
-const NFTABLES_MODULE = new URL("../services/sidecar/net/nftables.ts", import.meta.url).href;
-const RTNETLINK_MODULE = new URL("../services/sidecar/net/rtnetlink.ts", import.meta.url).href;
+const INTERCEPT_MODULE =
+  new URL("../services/sidecar/datapath/bridge_intercept.ts", import.meta.url).href;
+const RULESET_MODULE =
+  new URL("../services/sidecar/datapath/bridge_intercept_ruleset.ts", import.meta.url)
+    .href;
+const NETLINK_MODULE = new URL("../services/sidecar/kernel/netlink.ts", import.meta.url).href;
+const NFTABLES_MODULE = new URL("../services/sidecar/kernel/nftables.ts", import.meta.url).href;
+const RTNETLINK_MODULE = new URL("../services/sidecar/kernel/rtnetlink.ts", import.meta.url).href;
 
 /** installIntercept with nothing new vs. writing the same table, timed in the pod namespace. */
 async function reconcileCost(): Promise<void> {

@@ -19,11 +19,10 @@
  * the rows would measure that stall instead of the servers' work.
  */
 
-import { makeCertificate, secretVolume } from "../services/webhook/testing/certificates.ts";
+import { makeCertificate, secretVolume } from "../testing/webhook_certificates.ts";
 import {
   cpuMs,
   fixed,
-  freePort,
   loadAtConcurrency,
   loadAtRate,
   loadAtRateOverClients,
@@ -33,9 +32,8 @@ import {
   repositoryRoot as root,
   rssMiB,
   sampleRss,
-  type ServerProcess,
-  startServer,
 } from "./lib.ts";
+import { freePort, type ServerProcess, startServer } from "../testing/processes.ts";
 
 const ROUNDS = 5;
 const CONCURRENCY = 50;

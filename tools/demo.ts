@@ -5,7 +5,8 @@
  * calls a guest makes with curl and prints them.
  */
 
-import { freePort, startServer, taskRuntimeFlags } from "../bench/lib.ts";
+import { denoRunTask } from "../testing/deno_tasks.ts";
+import { freePort, startServer } from "../testing/processes.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const SIDECAR = "services/sidecar/main.ts";
@@ -53,7 +54,7 @@ async function loopbackDemo(): Promise<void> {
   await Deno.writeTextFile(tokenPath, demoToken());
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
-  const flags = await taskRuntimeFlags("sidecar", SIDECAR);
+  const flags = denoRunTask("sidecar", SIDECAR).flags;
   console.log(`Starting the sidecar on ${base} (deno run ${flags.join(" ")} ${SIDECAR} serve)`);
   const sidecar = await startServer({
     args: ["run", ...flags, `${root}${SIDECAR}`, "serve"],
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
   if (Deno.uid() === 0) {
     console.log("\nRunning as root: the same sidecar with `run`, in network namespaces,");
     console.log("for a VM on a Multus network without DHCP (link-local address, ARP).");
-    const { runLabDemo } = await import("../services/sidecar/lab/demo.ts");
+    const { runLabDemo } = await import("../testing/lab/demo.ts");
     const code = await runLabDemo();
     if (code !== 0) Deno.exit(code);
   }

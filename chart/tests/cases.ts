@@ -2,7 +2,7 @@
  * The values the chart is rendered with in the tests: the defaults, and each
  * toggle flipped away from its default.
  */
-import type { Values } from "./helm.ts";
+import type { Values } from "../../testing/helm.ts";
 
 /** Every sidecar, token and webhook setting changed from its default. */
 export const CHANGED_SETTINGS: Values = {

@@ -17,8 +17,8 @@ import {
   type Rendered,
   runHelm,
   template,
-} from "./helm.ts";
-import { schemaProblems } from "./k8s_schema.ts";
+} from "../../testing/helm.ts";
+import { schemaProblems } from "../../testing/k8s_schema.ts";
 import { CASES, CHANGED_CONFIG, CHANGED_SETTINGS } from "./cases.ts";
 
 const helm3 = await needsHelm("helm");

@@ -5,7 +5,7 @@
  */
 import { parse as parseYaml } from "yaml";
 import { assert, assertEquals } from "../../testing/assert.ts";
-import { CHART_DIR } from "./helm.ts";
+import { CHART_DIR } from "../../testing/helm.ts";
 
 const valuesText = await Deno.readTextFile(`${CHART_DIR}/values.yaml`);
 const values = parseYaml(valuesText) as Record<string, unknown>;

@@ -5,7 +5,7 @@
  * like the one cert-manager issues for the rendered Certificate.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../testing/assert.ts";
-import { type K8sObject, needsHelm, render } from "./helm.ts";
+import { type K8sObject, needsHelm, render } from "../../testing/helm.ts";
 import { makeCertificateFiles, opensslAvailable } from "../../testing/certificates.ts";
 
 const PREFIX = "imds-chart-tls-";

@@ -1,7 +1,7 @@
 /** The schema checks themselves catch what they are meant to catch. */
 import { assertEquals, assertMatch } from "../../testing/assert.ts";
-import { schemaProblems } from "./k8s_schema.ts";
-import type { K8sObject } from "./helm.ts";
+import { schemaProblems } from "../../testing/k8s_schema.ts";
+import type { K8sObject } from "../../testing/helm.ts";
 
 const deployment = (container: Record<string, unknown>): K8sObject => ({
   apiVersion: "apps/v1",

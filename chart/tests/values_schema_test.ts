@@ -4,7 +4,7 @@
  * the setting and the problem (helm v3 and v4 word it differently).
  */
 import { assert, assertEquals, assertMatch } from "../../testing/assert.ts";
-import { type HelmBinary, needsHelm, render, template, type Values } from "./helm.ts";
+import { type HelmBinary, needsHelm, render, template, type Values } from "../../testing/helm.ts";
 
 const options: Record<HelmBinary, { ignore: boolean }> = {
   helm: await needsHelm("helm"),

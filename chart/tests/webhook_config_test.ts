@@ -7,7 +7,7 @@ import { assertEquals } from "../../testing/assert.ts";
 import { envFrom } from "../../services/shared/settings.ts";
 import { loadWebhookConfig, type WebhookConfig } from "../../services/webhook/config.ts";
 import { CASES, CHANGED_CONFIG, CHANGED_SETTINGS } from "./cases.ts";
-import { needsHelm, render, type Rendered, template } from "./helm.ts";
+import { needsHelm, render, type Rendered, template } from "../../testing/helm.ts";
 
 const helm3 = await needsHelm("helm");
 if (!helm3.ignore) { for (const values of Object.values(CASES)) template("helm", values); }

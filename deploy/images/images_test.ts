@@ -8,11 +8,12 @@
 
 import { parse as parseYaml } from "yaml";
 import { assert, assertEquals, assertMatch } from "../../testing/assert.ts";
+import { denoRunTask } from "../../testing/deno_tasks.ts";
 import { envFrom } from "../../services/shared/settings.ts";
 import { loadWebhookConfig } from "../../services/webhook/config.ts";
 import { buildSidecar } from "../../services/webhook/sidecar_spec.ts";
 import { sidecarProblems } from "../../e2e/checks.ts";
-import { needsHelm, render } from "../../chart/tests/helm.ts";
+import { needsHelm, render } from "../../testing/helm.ts";
 import {
   copiesOf,
   type Dockerfile,
@@ -42,7 +43,6 @@ const exists = (path: string) => {
 const ignoreRules = parseDockerignore(read(".dockerignore"));
 const ciDenoVersion = /^DENO_VERSION=(\S+)$/m.exec(read(".ci/run"))?.[1];
 const appVersion = String(parseYaml(read("chart/Chart.yaml")).appVersion);
-const denoTasks: Record<string, string> = JSON.parse(read("deno.json")).tasks;
 
 interface Image {
   service: "sidecar" | "webhook";
@@ -83,14 +83,6 @@ function compileParts(image: Image): { flags: string[]; output: string; script: 
     else if (!COMPILE_ONLY.test(word)) flags.push(word);
   }
   return { flags, output, script: words[i] };
-}
-
-/** `deno run FLAGS SCRIPT` of a deno.json task → its flags and script. */
-function taskParts(task: string): { flags: string[]; script: string } {
-  const words = shellWords(task);
-  assertEquals(words.slice(0, 2), ["deno", "run"], `task "${task}" is a deno run`);
-  const scriptAt = words.findIndex((w, i) => i >= 2 && !w.startsWith("-"));
-  return { flags: words.slice(2, scriptAt), script: words[scriptAt] };
 }
 
 for (const image of images) {
@@ -174,7 +166,7 @@ for (const image of images) {
 
   Deno.test(`${name}: the binary is compiled with the runtime flags of its deno.json task`, () => {
     const { flags, output, script } = compileParts(image);
-    const task = taskParts(denoTasks[image.service]);
+    const task = denoRunTask(image.service);
     assertEquals(script, `services/${image.service}/main.ts`);
     // Read-only root filesystem, no /tmp: the binary must not try to write a code cache.
     assert(image.compile.includes("--no-code-cache"), `${name}: compile without --no-code-cache`);

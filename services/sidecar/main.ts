@@ -18,7 +18,7 @@ async function main(args: string[]): Promise<number> {
       return await serve(rest);
     case "run": {
       // Loaded only for `run`, so `serve` starts without the network code.
-      const { run } = await import("./net/run.ts");
+      const { run } = await import("./run.ts");
       return await run(rest);
     }
     default:

@@ -1,6 +1,6 @@
 /** main.ts as a real process: start-up errors name the setting; a good start serves and stops on SIGTERM. */
 import { assertEquals, assertMatch, assertStringIncludes } from "../../testing/assert.ts";
-import { makeCertificate, secretVolume } from "./testing/certificates.ts";
+import { makeCertificate, secretVolume } from "../../testing/webhook_certificates.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 

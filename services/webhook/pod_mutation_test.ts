@@ -4,7 +4,7 @@ import { envFrom } from "../shared/settings.ts";
 import { type InjectionSettings, loadWebhookConfig } from "./config.ts";
 import type { JsonObject, PatchOperation } from "./json_patch.ts";
 import { mutatePod } from "./pod_mutation.ts";
-import { podSchemaProblems } from "./testing/pod_schema.ts";
+import { podSchemaProblems } from "../../testing/pod_schema.ts";
 
 const IMAGE = "ghcr.io/kubevirt-imds/sidecar:0.1.0";
 

@@ -11,8 +11,12 @@ import { loadWebhookConfig, type WebhookConfig } from "./config.ts";
 import type { JsonObject } from "./json_patch.ts";
 import { createMetrics } from "./metrics.ts";
 import { createWebhookApp, fromWebRequest } from "./routes.ts";
-import { makeCertificate, secretVolume, type TestCertificate } from "./testing/certificates.ts";
-import { podSchemaProblems } from "./testing/pod_schema.ts";
+import {
+  makeCertificate,
+  secretVolume,
+  type TestCertificate,
+} from "../../testing/webhook_certificates.ts";
+import { podSchemaProblems } from "../../testing/pod_schema.ts";
 import { startWebhook } from "./webhook.ts";
 
 function config(certPath: string, keyPath: string, file: JsonObject = {}): WebhookConfig {

@@ -1,0 +1,197 @@
+/**
+ * The metadata HTTP server: Deno.serve plus the rules every request passes
+ * before it reaches an endpoint (rate limit, header size, no proxies, no
+ * bodies, known path, allowed method, `Metadata: true` where required), and
+ * one log line per request.
+ */
+
+import { METADATA_HEADER } from "../../shared/contract.ts";
+import { errorResponse } from "../../shared/http_errors.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { SidecarConfig } from "../config.ts";
+import {
+  type ConnectionLimits,
+  DEFAULT_CONNECTION_LIMITS,
+  startConnectionReaper,
+} from "./connection_limits.ts";
+import { createRateLimiter } from "./rate_limit.ts";
+import { createRoutes, type Route } from "./routes.ts";
+
+export interface MetadataServer {
+  addr: Deno.NetAddr;
+  finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export interface MetadataServerOptions {
+  hostname?: string;
+  port?: number;
+  signal?: AbortSignal;
+  onListen?: (addr: Deno.NetAddr) => void;
+  /** Timeouts and connection caps (see connection_limits.ts); defaults suit production. */
+  connectionLimits?: Partial<ConnectionLimits>;
+}
+
+/** Request line plus headers larger than this are refused with 431. */
+export const MAX_HEADER_BYTES = 8192;
+const ALLOWED_METHODS = "GET, HEAD";
+const METADATA_HEADER_NAME = METADATA_HEADER.toLowerCase();
+
+export function startMetadataServer(
+  config: SidecarConfig,
+  log: Logger,
+  options: MetadataServerOptions = {},
+): MetadataServer {
+  let noteRequest = (_remotePort: number): void => {};
+  const handler = createHandler(config, log, (port) => noteRequest(port));
+  const server = Deno.serve({
+    hostname: options.hostname ?? config.listen.hostname,
+    port: options.port ?? config.listen.port,
+    signal: options.signal,
+    onListen: (addr) => {
+      log.info("metadata server listening", { address: `${addr.hostname}:${addr.port}` });
+      options.onListen?.(addr);
+    },
+    onError: (error) => {
+      log.error("request failed", { error });
+      return errorResponse(500, "internal_error", "the metadata service failed to answer");
+    },
+  }, handler);
+  const reaper = startConnectionReaper(server.addr.port, log, {
+    ...DEFAULT_CONNECTION_LIMITS,
+    ...options.connectionLimits,
+  });
+  noteRequest = reaper.noteRequest;
+  const finished = server.finished.finally(() => reaper.stop());
+  return {
+    addr: server.addr,
+    finished,
+    shutdown: async () => {
+      reaper.stop();
+      await server.shutdown();
+    },
+  };
+}
+
+export type MetadataHandler = (
+  request: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response;
+
+export function createHandler(
+  config: SidecarConfig,
+  log: Logger,
+  noteRequest: (remotePort: number) => void = () => {},
+): MetadataHandler {
+  const routes = createRoutes(config, log);
+  const limiter = createRateLimiter(config.rateLimit);
+  return (request, info) => {
+    const started = performance.now();
+    const client = info.remoteAddr.hostname;
+    noteRequest(info.remoteAddr.port);
+    const url = requestTarget(request.url);
+    let response: Response;
+    try {
+      response = answer(request, url, client, routes, limiter.take(client));
+    } catch (error) {
+      log.error("request failed", { path: url.path, error });
+      response = errorResponse(500, "internal_error", "the metadata service failed to answer");
+    }
+    log.info("request", {
+      method: request.method,
+      path: url.path,
+      status: response.status,
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+      client,
+    });
+    return response;
+  };
+}
+
+function answer(
+  request: Request,
+  url: RequestTarget,
+  client: string,
+  routes: Map<string, Route>,
+  retryAfter: number,
+): Response {
+  if (retryAfter > 0) {
+    return errorResponse(
+      429,
+      "rate_limited",
+      `too many requests from ${client}; retry after ${retryAfter} s`,
+      { headers: { "retry-after": String(retryAfter) } },
+    );
+  }
+  if (headerBytes(request, url) > MAX_HEADER_BYTES) {
+    return errorResponse(
+      431,
+      "headers_too_large",
+      `the request line and headers exceed ${MAX_HEADER_BYTES} bytes`,
+      { headers: { connection: "close" } },
+    );
+  }
+  const headers = request.headers;
+  if (headers.has("x-forwarded-for") || headers.has("forwarded")) {
+    return errorResponse(
+      403,
+      "forwarded_request",
+      "requests relayed by a proxy (X-Forwarded-For or Forwarded header) are refused",
+    );
+  }
+  if (hasBody(headers)) {
+    // The body is never read, so the connection cannot be reused.
+    return errorResponse(413, "body_not_allowed", "requests to the metadata service have no body", {
+      headers: { connection: "close" },
+    });
+  }
+  const route = routes.get(url.path);
+  if (route === undefined) {
+    return errorResponse(404, "not_found", `no such endpoint: ${url.path}`);
+  }
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return errorResponse(
+      405,
+      "method_not_allowed",
+      `${request.method} is not allowed on ${url.path}; use GET`,
+      { headers: { allow: ALLOWED_METHODS } },
+    );
+  }
+  if (route.protected && headers.get(METADATA_HEADER_NAME)?.toLowerCase() !== "true") {
+    return errorResponse(
+      400,
+      "missing_header",
+      `${url.path} requires the header "${METADATA_HEADER}: true"`,
+    );
+  }
+  return route.handle(url.query);
+}
+
+function headerBytes(request: Request, url: RequestTarget): number {
+  let total = request.method.length + url.path.length + url.query.length + 12;
+  for (const [name, value] of request.headers) total += name.length + value.length + 4;
+  return total;
+}
+
+/** Path and query of a request, without the cost of a URL object (Deno.serve gives absolute URLs). */
+export interface RequestTarget {
+  path: string;
+  /** Without the "?"; empty when there is none. */
+  query: string;
+}
+
+export function requestTarget(url: string): RequestTarget {
+  const scheme = url.indexOf("://");
+  const slash = url.indexOf("/", scheme < 0 ? 0 : scheme + 3);
+  const target = slash < 0 ? "/" : url.slice(slash);
+  const question = target.indexOf("?");
+  return question < 0
+    ? { path: target, query: "" }
+    : { path: target.slice(0, question), query: target.slice(question + 1) };
+}
+
+function hasBody(headers: Headers): boolean {
+  if (headers.has("transfer-encoding")) return true;
+  const length = headers.get("content-length");
+  return length !== null && length.trim() !== "0";
+}

@@ -1,0 +1,114 @@
+/**
+ * ARP round-trip prober, run inside a guest namespace: sends who-has requests
+ * for a target out of one interface over an AF_PACKET socket and times each
+ * reply, per responding MAC (on a KubeVirt bridge both the kernel, through the
+ * bridge device, and the sidecar's responder may answer the same request).
+ *
+ *   ip netns exec <guest> deno run -A arp_probe.ts <iface> <source ip> <target ip> <count>
+ *
+ * Prints one JSON object: { sent, replies: { "<mac>": [ms, ...] } }.
+ */
+import {
+  ARP_REPLY,
+  buildArpRequest,
+  parseArpFrame,
+} from "../../services/sidecar/kernel/arp_packet.ts";
+import {
+  AF_PACKET,
+  check,
+  ETH_P_ARP,
+  interfaceIndex,
+  libc,
+  MSG_DONTWAIT,
+  POLLIN,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_RAW,
+} from "../../services/sidecar/kernel/libc.ts";
+
+export interface ProbeResult {
+  sent: number;
+  replies: Record<string, number[]>;
+}
+
+/** A nonblocking AF_PACKET socket that sees the ARP frames of interface `name` only. */
+function openArpSocket(name: string): number {
+  const index = interfaceIndex(name);
+  if (index === 0) throw new Error(`no interface named ${name}`);
+  const fd = check("socket", libc().socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  // sockaddr_ll: family u16, protocol be16, ifindex i32, then fields unused by bind.
+  const address = new Uint8Array(20);
+  const view = new DataView(address.buffer);
+  view.setUint16(0, AF_PACKET, true);
+  view.setUint16(2, ETH_P_ARP, false);
+  view.setInt32(4, index, true);
+  check("bind", libc().bind(fd, address, address.length));
+  return fd;
+}
+
+function interfaceMac(name: string): string {
+  return Deno.readTextFileSync(`/sys/class/net/${name}/address`).trim();
+}
+
+/** Sends `count` requests one after another; each waits up to `windowMs` for every responder. */
+export function probeArp(
+  iface: string,
+  sourceIp: string,
+  targetIp: string,
+  count: number,
+  windowMs = 20,
+): ProbeResult {
+  const fd = openArpSocket(iface);
+  const request = buildArpRequest(interfaceMac(iface), sourceIp, targetIp);
+  const buffer = new Uint8Array(1600);
+  const pollfd = new Uint8Array(8);
+  const view = new DataView(pollfd.buffer);
+  view.setInt32(0, fd, true);
+  view.setInt16(4, POLLIN, true);
+  const replies: Record<string, number[]> = {};
+  let responders = 0;
+
+  const drain = () => {
+    while (Number(libc().recv(fd, buffer, BigInt(buffer.length), MSG_DONTWAIT)) > 0) { /* old */ }
+  };
+
+  try {
+    for (let round = 0; round < count; round++) {
+      drain();
+      const seen = new Set<string>();
+      const started = performance.now();
+      libc().send(fd, request, BigInt(request.length), 0);
+      // The first round learns how many responders there are; later rounds stop once all answered.
+      const window = round === 0 ? 200 : windowMs;
+      while (round === 0 || seen.size < responders) {
+        const left = Math.ceil(started + window - performance.now());
+        if (left <= 0) break;
+        view.setInt16(6, 0, true);
+        if (libc().poll(pollfd, 1n, left) <= 0) continue;
+        const length = Number(libc().recv(fd, buffer, BigInt(buffer.length), MSG_DONTWAIT));
+        const elapsed = performance.now() - started;
+        if (length <= 0) continue;
+        const packet = parseArpFrame(buffer.subarray(0, length));
+        if (
+          !packet || packet.op !== ARP_REPLY || packet.senderIp !== targetIp ||
+          packet.targetIp !== sourceIp || seen.has(packet.senderMac)
+        ) continue;
+        seen.add(packet.senderMac);
+        (replies[packet.senderMac] ??= []).push(elapsed);
+      }
+      if (round === 0) responders = seen.size;
+    }
+  } finally {
+    libc().close(fd);
+  }
+  return { sent: count, replies };
+}
+
+if (import.meta.main) {
+  const [iface, sourceIp, targetIp, count] = Deno.args;
+  if (!iface || !sourceIp || !targetIp) {
+    console.error("usage: arp_probe.ts <iface> <source ip> <target ip> [count]");
+    Deno.exit(2);
+  }
+  console.log(JSON.stringify(probeArp(iface, sourceIp, targetIp, Number(count ?? 100))));
+}
