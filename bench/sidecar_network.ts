@@ -25,12 +25,12 @@
  */
 
 import { fixed, type LatencySummary, percentile, printTable, summarize } from "./lib.ts";
-import { labUnavailableReason } from "../testing/lab/availability.ts";
-import { inNamespace, ipBatch, mustRun, sleep, sysctl, waitFor } from "../testing/lab/command.ts";
-import { sidecarMacs, waitUntilServed } from "../testing/lab/expectations.ts";
-import { createLab, type Lab } from "../testing/lab/lab.ts";
-import { curl, neighbourMac } from "../testing/lab/probes.ts";
-import { labIdentity, startSidecar } from "../testing/lab/sidecar_process.ts";
+import { netnsUnavailableReason } from "../testing/netns/harness.ts";
+import { inNamespace, ipBatch, mustRun, sleep, sysctl, waitFor } from "../testing/netns/command.ts";
+import { sidecarMacs, waitUntilServed } from "../testing/netns/expectations.ts";
+import { createLab, type Lab } from "../testing/netns/lab.ts";
+import { curl, neighbourMac } from "../testing/netns/probes.ts";
+import { labIdentity, startSidecar } from "../testing/netns/sidecar_process.ts";
 import {
   addMultusNic,
   configureGuestAddress,
@@ -39,9 +39,9 @@ import {
   type Guest,
   type Pod,
   type VmNic,
-} from "../testing/lab/topology.ts";
+} from "../testing/netns/topology.ts";
 import { METADATA_ADDRESS } from "../services/shared/contract.ts";
-import type { ProbeResult } from "../testing/lab/arp_probe.ts";
+import type { ProbeResult } from "../testing/netns/arp_probe.ts";
 
 const ARP_REQUESTS = 500;
 const FIRST_OK_ROUNDS = 10;
@@ -52,7 +52,7 @@ const ARP_TARGET_P99_MS = 1;
 const NO_ARP_ROUNDS = 5;
 const RECONCILE_CALLS = 50;
 const FIRST_OK_TARGET_MS = 500;
-const PROBE = new URL("../testing/lab/arp_probe.ts", import.meta.url).pathname;
+const PROBE = new URL("../testing/netns/arp_probe.ts", import.meta.url).pathname;
 
 interface Wired {
   pod: Pod;
@@ -344,7 +344,7 @@ async function reconcileCost(): Promise<void> {
 }
 
 if (import.meta.main) {
-  const unavailable = labUnavailableReason();
+  const unavailable = netnsUnavailableReason();
   if (unavailable) {
     console.log(`sidecar network benchmark skipped: ${unavailable}`);
   } else {

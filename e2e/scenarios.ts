@@ -8,7 +8,8 @@
 import { KUBEVIRT, METADATA_ADDRESS, NOCLOUD_SERIAL } from "../services/shared/contract.ts";
 import { ANNOTATIONS } from "../services/shared/contract.ts";
 import { type Cluster, execIn, getVmi, reviewToken } from "./cluster.ts";
-import { type ExpectedIdentity, identityProblems, sidecarProblems } from "./checks.ts";
+import { type ExpectedIdentity, identityProblems } from "./checks.ts";
+import { sidecarProblems } from "../testing/sidecar_container.ts";
 import { type GuestConsole, openConsole } from "./console.ts";
 import { decodeJwt, serviceAccountClaims, tokenFromBody } from "./jwt.ts";
 import type { KubeObject } from "./manifests.ts";

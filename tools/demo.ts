@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   if (Deno.uid() === 0) {
     console.log("\nRunning as root: the same sidecar with `run`, in network namespaces,");
     console.log("for a VM on a Multus network without DHCP (link-local address, ARP).");
-    const { runLabDemo } = await import("../testing/lab/demo.ts");
+    const { runLabDemo } = await import("../testing/netns/demo.ts");
     const code = await runLabDemo();
     if (code !== 0) Deno.exit(code);
   }

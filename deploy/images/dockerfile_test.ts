@@ -63,7 +63,7 @@ Deno.test("dockerignore: the last matching rule wins, parents carry their rule",
   assertEquals(admitted("services/shared/log.ts"), true);
   assertEquals(admitted("services/sidecar/kernel/libc.ts"), true);
   assertEquals(admitted("services/sidecar/kernel/libc_test.ts"), false);
-  assertEquals(admitted("testing/lab/sidecar_process.ts"), false);
+  assertEquals(admitted("testing/netns/sidecar_process.ts"), false);
   assertEquals(admitted("services/webhook/main.ts"), false);
   assertEquals(admitted("README.md"), false);
   assertEquals(inBuildContext([], "anything"), true);

@@ -12,7 +12,7 @@ import { denoRunTask } from "../../testing/deno_tasks.ts";
 import { envFrom } from "../../services/shared/settings.ts";
 import { loadWebhookConfig } from "../../services/webhook/config.ts";
 import { buildSidecar } from "../../services/webhook/sidecar_spec.ts";
-import { sidecarProblems } from "../../e2e/checks.ts";
+import { sidecarProblems } from "../../testing/sidecar_container.ts";
 import { needsHelm, render } from "../../testing/helm.ts";
 import {
   copiesOf,

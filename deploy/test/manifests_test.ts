@@ -15,7 +15,7 @@ import { parse as parseYaml } from "yaml";
 import { assert, assertEquals, assertMatch } from "../../testing/assert.ts";
 import { ANNOTATIONS } from "../../services/shared/contract.ts";
 import { DEFAULT_KEYS } from "../../services/webhook/opt_in.ts";
-import { droppedFields, type KubeObject, readManifest } from "../../e2e/manifests.ts";
+import { droppedFields, type KubeObject, readManifest } from "../../testing/manifests.ts";
 
 /** The Secret key holding user-data when the annotation names no key, as the webhook reads it. */
 const USER_DATA_SECRET_KEY = DEFAULT_KEYS.userData;

@@ -4,17 +4,17 @@
  * signal's default action.
  */
 import { assert, assertEquals } from "../../testing/assert.ts";
-import { labTest } from "../../testing/lab/availability.ts";
-import { assertStoppedCleanly } from "../../testing/lab/expectations.ts";
-import { step, withLab } from "../../testing/lab/lab_steps.ts";
+import { netnsTest } from "../../testing/netns/harness.ts";
+import { assertStoppedCleanly } from "../../testing/netns/expectations.ts";
+import { step, withLab } from "../../testing/netns/lab_steps.ts";
 import {
   type LogLine,
   logMatching,
   type Sidecar,
   startSidecar,
-} from "../../testing/lab/sidecar_process.ts";
-import { labIdentity } from "../../testing/lab/sidecar_process.ts";
-import { addMultusNic, createGuest, createPod } from "../../testing/lab/topology.ts";
+} from "../../testing/netns/sidecar_process.ts";
+import { labIdentity } from "../../testing/netns/sidecar_process.ts";
+import { addMultusNic, createGuest, createPod } from "../../testing/netns/topology.ts";
 
 /** Moments of the start-up, each named by the log line the SIGTERM follows at once. */
 const MOMENTS: { name: string; match: (line: LogLine) => boolean }[] = [
@@ -25,7 +25,7 @@ const MOMENTS: { name: string; match: (line: LogLine) => boolean }[] = [
   { name: "it attached to the bridge", match: logMatching(/^attached veth /) },
 ];
 
-labTest("lab: SIGTERM right after start-up stops the sidecar cleanly", async (t) => {
+netnsTest("lab: SIGTERM right after start-up stops the sidecar cleanly", async (t) => {
   await withLab(async (lab) => {
     const pod = await createPod(lab);
     const guest = await createGuest(lab);

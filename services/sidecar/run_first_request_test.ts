@@ -7,25 +7,25 @@
 import { assert, assertEquals } from "../../testing/assert.ts";
 import { METADATA_ADDRESS } from "../shared/contract.ts";
 import { vethNames } from "./datapath/interface_names.ts";
-import { labTest } from "../../testing/lab/availability.ts";
-import { ipBatch, sysctl, waitFor } from "../../testing/lab/command.ts";
-import { sidecarMacs } from "../../testing/lab/expectations.ts";
-import { step, withLab } from "../../testing/lab/lab_steps.ts";
-import { curl, hasHostRoute, neighbourMac, routeDevice } from "../../testing/lab/probes.ts";
+import { netnsTest } from "../../testing/netns/harness.ts";
+import { ipBatch, sysctl, waitFor } from "../../testing/netns/command.ts";
+import { sidecarMacs } from "../../testing/netns/expectations.ts";
+import { step, withLab } from "../../testing/netns/lab_steps.ts";
+import { curl, hasHostRoute, neighbourMac, routeDevice } from "../../testing/netns/probes.ts";
 import {
   labIdentity,
   logMatching,
   type Sidecar,
   startSidecar,
   type VmIdentity,
-} from "../../testing/lab/sidecar_process.ts";
+} from "../../testing/netns/sidecar_process.ts";
 import {
   addMultusNic,
   configureGuestAddress,
   createGuest,
   createPod,
   type VmNic,
-} from "../../testing/lab/topology.ts";
+} from "../../testing/netns/topology.ts";
 
 /** A guest on two link-local networks, one address on each. */
 const NETWORKS = [
@@ -48,7 +48,7 @@ async function firstRequest(
   assert(reply.body.includes(`"vmName":"${identity.vmName}"`), `not this VM: ${reply.body}`);
 }
 
-labTest(
+netnsTest(
   "lab: link-local guests that never ARP for 169.254.169.254 are answered on their first request",
   async (t) => {
     await withLab(async (lab) => {

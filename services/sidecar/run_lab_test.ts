@@ -6,8 +6,8 @@
  */
 import { assert, assertEquals, assertMatch } from "../../testing/assert.ts";
 import { METADATA_ADDRESS } from "../shared/contract.ts";
-import { labTest } from "../../testing/lab/availability.ts";
-import { ipBatch, sleep, waitFor } from "../../testing/lab/command.ts";
+import { netnsTest } from "../../testing/netns/harness.ts";
+import { ipBatch, sleep, waitFor } from "../../testing/netns/command.ts";
 import {
   assertHiddenFromNetworkNeighbours,
   assertNoSidecarArpReplies,
@@ -18,16 +18,16 @@ import {
   assertStoppedCleanly,
   sidecarMacs,
   waitUntilServed,
-} from "../../testing/lab/expectations.ts";
-import { step, withLab } from "../../testing/lab/lab_steps.ts";
-import { curl, metadataLinks, neighbourMac, startCapture } from "../../testing/lab/probes.ts";
+} from "../../testing/netns/expectations.ts";
+import { step, withLab } from "../../testing/netns/lab_steps.ts";
+import { curl, metadataLinks, neighbourMac, startCapture } from "../../testing/netns/probes.ts";
 import {
   labIdentity,
   logMatching,
   type Sidecar,
   startSidecar,
-} from "../../testing/lab/sidecar_process.ts";
-import { startDecoyMetadataService } from "../../testing/lab/node_services.ts";
+} from "../../testing/netns/sidecar_process.ts";
+import { startDecoyMetadataService } from "../../testing/netns/node_services.ts";
 import {
   addBridgeBindingNic,
   addMasqueradeNic,
@@ -37,11 +37,11 @@ import {
   createPod,
   MASQUERADE,
   POD_NETWORK,
-} from "../../testing/lab/topology.ts";
+} from "../../testing/netns/topology.ts";
 
 const GUEST_LINK_LOCAL = "169.254.100.100";
 
-labTest(
+netnsTest(
   "lab: masquerade — a bridge wired seconds after start is picked up and serves the guest",
   async (t) => {
     await withLab(async (lab) => {
@@ -103,7 +103,7 @@ labTest(
   },
 );
 
-labTest(
+netnsTest(
   "lab: bridge binding — the guest's requests to 169.254.169.254 never leave the pod",
   async (t) => {
     await withLab(async (lab) => {
@@ -181,7 +181,7 @@ labTest(
   },
 );
 
-labTest(
+netnsTest(
   "lab: Multus without DHCP — link-local guest, ARP responder, restart keeps the MAC, SIGTERM",
   async (t) => {
     await withLab(async (lab) => {
@@ -299,7 +299,7 @@ labTest(
   },
 );
 
-labTest("lab: passt — the service is reachable from inside the pod's namespace", async (t) => {
+netnsTest("lab: passt — the service is reachable from inside the pod's namespace", async (t) => {
   await withLab(async (lab) => {
     const pod = await createPod(lab);
     const identity = labIdentity("vm-passt");
@@ -334,7 +334,7 @@ labTest("lab: passt — the service is reachable from inside the pod's namespace
   });
 });
 
-labTest("lab: several NICs — masquerade and a legacy-named Multus network both work", async (t) => {
+netnsTest("lab: several NICs — masquerade and a legacy-named Multus network both work", async (t) => {
   await withLab(async (lab) => {
     const pod = await createPod(lab);
     const guest = await createGuest(lab);

@@ -3,7 +3,7 @@
  * the sidecar has to cope with. No sidecar here; needs root like the lab.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { labTest } from "./availability.ts";
+import { netnsTest } from "./harness.ts";
 import { mustRun, readSysctl } from "./command.ts";
 import { createLab } from "./lab.ts";
 import { type LinkInfo, links } from "./probes.ts";
@@ -30,7 +30,7 @@ Deno.test("Multus interface names are KubeVirt's: 11 hex digits of sha256(networ
   assertEquals(hash, "9d3443338ec");
 });
 
-labTest(
+netnsTest(
   "lab topology: masquerade, bridge binding and Multus pods as KubeVirt wires them",
   async () => {
     const lab = createLab();

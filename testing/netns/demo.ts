@@ -4,10 +4,10 @@
  * asks http://169.254.169.254/v1/identity, and the sidecar's ARP responder
  * answers for the metadata address.
  *
- *   deno run -A testing/lab/demo.ts
+ *   deno run -A testing/netns/demo.ts
  */
 import { METADATA_ADDRESS } from "../../services/shared/contract.ts";
-import { labUnavailableReason } from "./availability.ts";
+import { netnsUnavailableReason } from "./harness.ts";
 import { inNamespace, mustRun, run, sleep, waitFor } from "./command.ts";
 import { sidecarMacs } from "./expectations.ts";
 import { createLab } from "./lab.ts";
@@ -30,7 +30,7 @@ function describeLine(line: LogLine): string {
 
 /** Runs the scenario and prints what happens; returns a process exit code. */
 export async function runLabDemo(): Promise<number> {
-  const unavailable = labUnavailableReason();
+  const unavailable = netnsUnavailableReason();
   if (unavailable) {
     console.error(`the network namespace demo cannot run: ${unavailable}`);
     return 1;
