@@ -20,7 +20,14 @@ export interface AddOperation {
   value: JsonValue;
 }
 
-export type PatchOperation = AddOperation;
+/** Replaces a member that exists (RFC 6902 fails a `replace` of an absent one). */
+export interface ReplaceOperation {
+  op: "replace";
+  path: string;
+  value: JsonValue;
+}
+
+export type PatchOperation = AddOperation | ReplaceOperation;
 
 /** Escapes one reference token: `~` → `~0`, `/` → `~1`. */
 export function escapeToken(segment: string | number): string {

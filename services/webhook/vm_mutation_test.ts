@@ -2,6 +2,7 @@ import jsonpatch from "fast-json-patch";
 import { assertEquals } from "../../testing/assert.ts";
 import { NOCLOUD_SERIAL } from "../shared/contract.ts";
 import type { JsonObject } from "./json_patch.ts";
+import { isKubevirtDefaultSerial } from "./nocloud_serial.ts";
 import { mutateVm } from "./vm_mutation.ts";
 
 function fixture(name: string): JsonObject {
@@ -115,4 +116,63 @@ Deno.test("a VM whose domain is not an object is not patched, with a warning", (
   assertEquals(mutation.warnings, [
     "spec.template.spec.domain.firmware.serial could not be set: a field on the way is not an object",
   ]);
+});
+
+Deno.test("KubeVirt's generated serial on an opted-in VirtualMachine is replaced by the NoCloud serial", () => {
+  // What KubeVirt 1.6.1+ stores for a VM created without a serial: two random UUIDs.
+  const vm = fixture("vm_fedora") as unknown as Vm;
+  vm.spec.template.spec.domain.firmware = {
+    uuid: "0f9f6a4c-8f0e-4c53-9a4f-2f4b1d0c2e11",
+    serial: "6c1f3b0e-7d4a-4f25-b8e2-91c0d5a7e3f4",
+  };
+  const mutation = mutateVm("VirtualMachine", vm as unknown as JsonObject, ON);
+  assertEquals(mutation.operations, [{
+    op: "replace",
+    path: "/spec/template/spec/domain/firmware/serial",
+    value: NOCLOUD_SERIAL,
+  }]);
+  assertEquals(mutation.warnings, []);
+  const patched = jsonpatch.applyPatch(structuredClone(vm), mutation.operations, true, false)
+    .newDocument as unknown as Vm;
+  assertEquals(patched.spec.template.spec.domain.firmware, {
+    uuid: "0f9f6a4c-8f0e-4c53-9a4f-2f4b1d0c2e11",
+    serial: NOCLOUD_SERIAL,
+  });
+  assertEquals(mutateVm("VirtualMachine", patched as unknown as JsonObject, ON).operations, []);
+});
+
+Deno.test("a VirtualMachineInstance started from a VM that kept KubeVirt's serial gets the NoCloud serial", () => {
+  // A VM created before the chart was installed, or while the webhook was down:
+  // its template still holds KubeVirt's serial, and so does each VMI it starts.
+  const vmi = fixture("vmi_cirros") as { spec: { domain: { firmware: JsonObject } } };
+  vmi.spec.domain.firmware.serial = crypto.randomUUID();
+  const mutation = mutateVm("VirtualMachineInstance", vmi as unknown as JsonObject, ON);
+  assertEquals(mutation.operations, [{
+    op: "replace",
+    path: "/spec/domain/firmware/serial",
+    value: NOCLOUD_SERIAL,
+  }]);
+  assertEquals(mutation.reason, "KubeVirt's default serial replaced");
+});
+
+Deno.test("only KubeVirt's serial form is replaced: other UUID spellings and versions are the user's", () => {
+  // Go's uuid.New().String(), which KubeVirt uses, and crypto.randomUUID() write the same form.
+  for (let i = 0; i < 50; i++) assertEquals(isKubevirtDefaultSerial(crypto.randomUUID()), true);
+  for (
+    const serial of [
+      "6C1F3B0E-7D4A-4F25-B8E2-91C0D5A7E3F4", // upper case
+      "6c1f3b0e-7d4a-1f25-b8e2-91c0d5a7e3f4", // version 1
+      "6c1f3b0e-7d4a-4f25-c8e2-91c0d5a7e3f4", // not the RFC 4122 variant
+      "6c1f3b0e7d4a4f25b8e291c0d5a7e3f4", // no dashes
+      " 6c1f3b0e-7d4a-4f25-b8e2-91c0d5a7e3f4",
+    ]
+  ) {
+    assertEquals(isKubevirtDefaultSerial(serial), false, serial);
+    const vm = fixture("vm_fedora") as unknown as Vm;
+    vm.spec.template.spec.domain.firmware = { serial };
+    const mutation = mutateVm("VirtualMachine", vm as unknown as JsonObject, ON);
+    assertEquals(mutation.operations, [], serial);
+    assertEquals(mutation.reason, "user's serial kept");
+    assertEquals(mutation.warnings.length, 1);
+  }
 });
