@@ -23,6 +23,39 @@ export const ANNOTATIONS = {
   networkConfig: "imds.kubevirt.io/network-config",
   networkConfigSecret: "imds.kubevirt.io/network-config-secret",
   networkConfigConfigMap: "imds.kubevirt.io/network-config-configmap",
+  /** `pod-networks`: generate network-config from the pod's Multus network-status. */
+  networkConfigFrom: "imds.kubevirt.io/network-config-from",
+  /** Which datasource the guest's cloud-init detects: DATASOURCES (default nocloud). */
+  datasource: "imds.kubevirt.io/datasource",
+  /** A Secret whose every key holds SSH public keys for the guest. */
+  sshKeysSecret: "imds.kubevirt.io/ssh-keys-secret",
+  /** `NAME` or `NAME/KEY` of a Secret holding the guest's admin password (OpenStack `admin_pass`). */
+  adminPasswordSecret: "imds.kubevirt.io/admin-password-secret",
+  /** The admin account cloudbase-init creates or sets the password of (OpenStack `meta.admin_username`). */
+  adminUsername: "imds.kubevirt.io/admin-username",
+} as const;
+
+/** Values of ANNOTATIONS.datasource. Both APIs are always served; this picks what cloud-init detects. */
+export const DATASOURCES = { nocloud: "nocloud", openstack: "openstack" } as const;
+
+/** The DMI chassis asset tag that makes cloud-init pick its OpenStack datasource. */
+export const OPENSTACK_ASSET_TAG = "OpenStack Compute";
+
+/** The key of ANNOTATIONS.adminPasswordSecret's Secret when none is named. */
+export const ADMIN_PASSWORD_DEFAULT_KEY = "password";
+
+/** The value of ANNOTATIONS.networkConfigFrom that turns generation on. */
+export const NETWORK_CONFIG_FROM_POD_NETWORKS = "pod-networks";
+
+/** Annotations `meta.imds.kubevirt.io/<key>: <value>` are the VM's custom metadata. */
+export const CUSTOM_METADATA_PREFIX = "meta.imds.kubevirt.io/";
+
+/** Multus annotations on the pod (k8snetworkplumbingwg network-attachment-definition spec). */
+export const MULTUS = {
+  /** JSON list the pod asks for: `[{"name", "namespace", "interface", "mac"}]`. */
+  networksAnnotation: "k8s.v1.cni.cncf.io/networks",
+  /** JSON list Multus writes once the pod's interfaces exist: names, IPs, MACs, gateways, DNS. */
+  networkStatusAnnotation: "k8s.v1.cni.cncf.io/network-status",
 } as const;
 
 /** Labels and annotations KubeVirt puts on every virt-launcher pod. */
@@ -33,8 +66,19 @@ export const KUBEVIRT = {
   domainAnnotation: "kubevirt.io/domain",
   /** Label holding the VMI uid. */
   createdByLabel: "kubevirt.io/created-by",
-  /** Bridges KubeVirt creates for VM interfaces start with this. */
-  bridgePrefix: "k6t-",
+  /**
+   * Labels KubeVirt adds to the pod (or keeps on the VMI for itself) rather
+   * than taking from the VM: left out of the labels a guest sees.
+   */
+  ownLabels: [
+    "kubevirt.io",
+    "kubevirt.io/created-by",
+    "kubevirt.io/nodeName",
+    "kubevirt.io/outdatedLauncherImage",
+    "kubevirt.io/migrationTargetNodeName",
+    "vm.kubevirt.io/name",
+    "vmi.kubevirt.io/id",
+  ],
 } as const;
 
 /** The sidecar container's name in the virt-launcher pod. */
@@ -58,6 +102,26 @@ export const SIDECAR_ENV = {
   vendorDataFile: "IMDS_VENDOR_DATA_FILE",
   networkConfig: "IMDS_NETWORK_CONFIG",
   networkConfigFile: "IMDS_NETWORK_CONFIG_FILE",
+  /** Directory of SSH public keys: one sub-directory per Secret, one file per key. */
+  sshKeysDir: "IMDS_SSH_KEYS_DIR",
+  /** File holding the guest's admin password (served as OpenStack `admin_pass`). */
+  adminPasswordFile: "IMDS_ADMIN_PASSWORD_FILE",
+  /** The admin account name (OpenStack `meta.admin_username`). */
+  adminUsername: "IMDS_ADMIN_USERNAME",
+  /** Directory kept for the pod's life: holds the password a guest posts. */
+  stateDir: "IMDS_STATE_DIR",
+  /** The pod's labels, a downward API whole-map file (`key="value"` lines). */
+  podLabelsFile: "IMDS_POD_LABELS_FILE",
+  /** The pod's annotations, a downward API whole-map file. */
+  podAnnotationsFile: "IMDS_POD_ANNOTATIONS_FILE",
+  /** Comma-separated annotation keys, or prefixes ending in `*`, a guest may read. */
+  allowedAnnotations: "IMDS_ALLOWED_ANNOTATIONS",
+  /** `pod-networks`: generate network-config from IMDS_NETWORK_STATUS_FILE. */
+  networkConfigFrom: "IMDS_NETWORK_CONFIG_FROM",
+  /** The pod's Multus network-status annotation, as a downward API file. */
+  networkStatusFile: "IMDS_NETWORK_STATUS_FILE",
+  /** Comma-separated pod interfaces the pod asked Multus for; network-status must list them all. */
+  podInterfaces: "IMDS_POD_INTERFACES",
   /** Sustained requests per second allowed per client address. */
   rateLimit: "IMDS_RATE_LIMIT",
   /** Requests a client may make in a burst above the sustained rate. */
@@ -72,6 +136,11 @@ export const SIDECAR_ENV = {
   bridgeIntercept: "IMDS_BRIDGE_INTERCEPT",
   /** `true`/`false`: put the metadata address on loopback, for passt. */
   passt: "IMDS_PASST",
+  /**
+   * Seconds without traffic after which the route back to a link-local guest address is removed
+   * (it is learned again from the guest's next request).
+   */
+  guestRouteIdleSeconds: "IMDS_GUEST_ROUTE_IDLE_SECONDS",
 } as const;
 
 /** Where the webhook mounts things inside the sidecar container. */
@@ -79,6 +148,22 @@ export const SIDECAR_PATHS = {
   tokenDir: "/var/run/secrets/tokens",
   token: "/var/run/secrets/tokens/token",
   cloudInitDir: "/var/run/imds",
+  /** One sub-directory per SSH key Secret, named after the Secret. */
+  sshKeysDir: "/var/run/imds-ssh-keys",
+  /** The admin password Secret's key, as the file `admin-password`. */
+  adminPasswordDir: "/var/run/imds-admin",
+  adminPassword: "/var/run/imds-admin/admin-password",
+  /** An emptyDir: survives sidecar restarts, not the pod. */
+  stateDir: "/var/lib/imds",
+  /** Downward API files that change while the pod runs: labels, annotations, network-status. */
+  podInfoDir: "/var/run/imds-pod",
+} as const;
+
+/** File names inside SIDECAR_PATHS.podInfoDir. */
+export const POD_INFO_FILES = {
+  labels: "labels",
+  annotations: "annotations",
+  networkStatus: "network-status",
 } as const;
 
 export const DEFAULT_LISTEN_ADDR = `${METADATA_ADDRESS}:80`;
