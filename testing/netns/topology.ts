@@ -10,6 +10,8 @@
  * like KubeVirt's tap (tap0, tap<11 hex>) whose peer is the guest's NIC in a
  * separate "guest" namespace.
  */
+import { METADATA_ADDRESS } from "../../services/shared/contract.ts";
+import { vethNames } from "../../services/sidecar/datapath/interface_names.ts";
 import { inNamespace, ipBatch, mustRun, sysctl } from "./command.ts";
 import { type Lab, randomMac } from "./lab.ts";
 
@@ -311,4 +313,37 @@ export async function configureGuestAddress(
 /** Removes a bridge KubeVirt created, as when the VM's network is torn down. */
 export async function deleteBridge(pod: Pod, bridge: string): Promise<void> {
   await ipBatch(pod.ns, [`link del ${bridge}`]);
+}
+
+/** The sidecar's veth pair on one bridge, named as the sidecar names it. */
+export interface SidecarVeth {
+  /** The end that is a port of the bridge (imdb-…). */
+  bridgeSide: string;
+  /** The end carrying 169.254.169.254 (imds-…). */
+  sidecar: string;
+  /** The MAC of the sidecar end. */
+  mac: string;
+}
+
+/**
+ * The veth pair the sidecar attaches to `bridge` (see datapath/attach.ts), for tests that
+ * exercise one datapath piece without running the sidecar: `imdb-<id>` a port of the bridge,
+ * `imds-<id>` carrying 169.254.169.254/32, both up.
+ */
+export async function addSidecarVeth(
+  pod: Pod,
+  bridge: string,
+  { mac = randomMac() }: { mac?: string } = {},
+): Promise<SidecarVeth> {
+  const { bridgeSide, sidecar } = vethNames(bridge);
+  await ipBatch(pod.ns, [
+    `link add ${bridgeSide} type veth peer name ${sidecar}`,
+    `link set ${sidecar} address ${mac}`,
+    `link set ${bridgeSide} address fe:00:00:00:00:01`,
+    `link set ${bridgeSide} master ${bridge}`,
+    `address add ${METADATA_ADDRESS}/32 dev ${sidecar}`,
+    `link set ${bridgeSide} up`,
+    `link set ${sidecar} up`,
+  ]);
+  return { bridgeSide, sidecar, mac };
 }
