@@ -1,7 +1,7 @@
 /**
  * The chart's documentation stays true: every value in values.yaml carries a
- * `# --` description where it is defined, and the README's values table lists
- * every value with its real default.
+ * `# --` description where it is defined, chart/README.md's values table lists
+ * every value with its real default, and the project README points there.
  */
 import { parse as parseYaml } from "yaml";
 import { assert, assertEquals } from "../../testing/assert.ts";
@@ -9,7 +9,8 @@ import { CHART_DIR } from "../../testing/helm.ts";
 
 const valuesText = await Deno.readTextFile(`${CHART_DIR}/values.yaml`);
 const values = parseYaml(valuesText) as Record<string, unknown>;
-const readme = await Deno.readTextFile(`${CHART_DIR}/../README.md`);
+const chartReadme = await Deno.readTextFile(`${CHART_DIR}/README.md`);
+const projectReadme = await Deno.readTextFile(`${CHART_DIR}/../README.md`);
 
 type Key = { path: string; documented: boolean };
 
@@ -49,11 +50,12 @@ const documentedPaths = keys.filter((k) => k.documented).map((k) => k.path);
 const coveredBy = (path: string, paths: string[]) =>
   paths.some((p) => path === p || path.startsWith(`${p}.`));
 
-/** Rows of the README's values table: value path and its default, parsed from JSON. */
+/** Rows of chart/README.md's values table: value path and its default, parsed from JSON. */
 function readmeRows(): Map<string, string> {
-  const start = readme.indexOf("\n## Chart values\n");
-  const next = readme.indexOf("\n## ", start + 1);
-  const section = readme.slice(start, next === -1 ? undefined : next);
+  const start = chartReadme.indexOf("\n## Values\n");
+  if (start === -1) return new Map();
+  const next = chartReadme.indexOf("\n## ", start + 1);
+  const section = chartReadme.slice(start, next === -1 ? undefined : next);
   const rows = new Map<string, string>();
   for (const match of section.matchAll(/^\| `([\w.]+)`\s*\| `(.*?)`\s*\|/gm)) {
     rows.set(match[1], match[2]);
@@ -68,15 +70,25 @@ Deno.test("every value in values.yaml is described where it is defined", () => {
   assertEquals(undocumented, []);
 });
 
-Deno.test("the README values table lists every value with its real default", () => {
+Deno.test("chart/README.md's values table lists every value with its real default", () => {
   const rows = readmeRows();
-  assert(rows.size > 40, `expected the values table in README.md, found ${rows.size} rows`);
+  assert(rows.size > 40, `expected the values table in chart/README.md, found ${rows.size} rows`);
   for (const [path, shown] of rows) {
-    assert(keys.some((k) => k.path === path), `README lists ${path}, which values.yaml lacks`);
-    assertEquals(JSON.parse(shown), valueAt(path), `default of ${path} in README.md`);
+    assert(
+      keys.some((k) => k.path === path),
+      `chart/README.md lists ${path}, which values.yaml lacks`,
+    );
+    assertEquals(JSON.parse(shown), valueAt(path), `default of ${path} in chart/README.md`);
   }
   const missing = keys
     .filter((k) => !isSection(valueAt(k.path)) && !coveredBy(k.path, [...rows.keys()]))
     .map((k) => k.path);
-  assertEquals(missing, [], "values missing from the README table");
+  assertEquals(missing, [], "values missing from the chart/README.md table");
+});
+
+Deno.test("the project README links to the chart's values reference", () => {
+  assert(
+    projectReadme.includes("](chart/README.md#values)"),
+    "README.md links to chart/README.md#values",
+  );
 });
