@@ -5,11 +5,15 @@
  * kept off the network by SELinux: the console works with every guest.
  */
 
-import { consoleState, framedCommand, framedOutput } from "./transcript.ts";
+import { LOGIN_START, loginStep } from "./console_login.ts";
+import { framedCommand, framedOutput } from "./transcript.ts";
 import { done, pollUntil, waiting } from "./poll.ts";
 
 export interface GuestConsole {
-  /** Logs in, answering the prompts it sees every `intervalMs` (default 3 s). */
+  /**
+   * Logs in, answering the prompts it sees every `intervalMs` (default 3 s)
+   * (console_login.ts), then silences kernel messages and widens the terminal.
+   */
   login(user: string, password: string, timeoutMs: number, intervalMs?: number): Promise<void>;
   /** Runs a shell command in the guest; returns its output and exit code. */
   run(command: string, timeoutMs?: number): Promise<{ output: string; exitCode: number }>;
@@ -49,6 +53,7 @@ export function openConsole(
   const writer = child.stdin.getWriter();
   const encoder = new TextEncoder();
   let commands = 0;
+  const nextId = () => `${++commands}x${Math.random().toString(36).slice(2, 6)}`;
 
   async function type(line: string): Promise<void> {
     if (ended) throw new Error(`virtctl console for ${vm} ended:\n${text.slice(-2000)}`);
@@ -59,35 +64,33 @@ export function openConsole(
     }
   }
 
+  async function run(command: string, timeoutMs = 60_000) {
+    const id = nextId();
+    await type(`${framedCommand(command, id)}\n`);
+    return await pollUntil(`"${command}" on the console of ${vm}`, () => {
+      const result = framedOutput(text, id);
+      return Promise.resolve(result ? done(result) : waiting(text.slice(-200)));
+    }, { timeoutMs, intervalMs: 500 });
+  }
+
   return {
     transcript: () => text,
     async login(user, password, timeoutMs, intervalMs = 3000) {
-      let sent = "";
+      let progress = LOGIN_START;
       await pollUntil(`a shell on the serial console of ${vm}`, async () => {
-        const state = consoleState(text);
-        if (state === "shell" && sent !== "user") return done(undefined);
-        if (state === "login") {
-          await type(`${user}\n`);
-          sent = "user";
-        } else if (state === "password") {
-          await type(`${password}\n`);
-          sent = "password";
-        } else {
-          await type("\n");
-          sent = "newline";
-        }
-        const tail = text.trimEnd().split("\n").at(-1) ?? "";
-        return waiting(`console shows ${JSON.stringify(tail.slice(-120))} (${state})`);
+        const step = loginStep(progress, text, { user, password }, nextId);
+        progress = step.progress;
+        if (progress.phase === "shell") return done(undefined);
+        if (step.type !== undefined) await type(step.type);
+        return waiting(`console shows ${step.seen} (${progress.phase})`);
       }, { timeoutMs, intervalMs });
+      // As KubeVirt's own console tests do: kernel messages off the console, a wide terminal.
+      for (const command of ["sudo dmesg -n 1", "stty cols 500 rows 500"]) {
+        const { output, exitCode } = await run(command, 30_000);
+        if (exitCode !== 0) throw new Error(`"${command}" exited ${exitCode}: ${output}`);
+      }
     },
-    async run(command, timeoutMs = 60_000) {
-      const id = `${++commands}x${Math.random().toString(36).slice(2, 6)}`;
-      await type(`${framedCommand(command, id)}\n`);
-      return await pollUntil(`"${command}" on the console of ${vm}`, () => {
-        const result = framedOutput(text, id);
-        return Promise.resolve(result ? done(result) : waiting(text.slice(-200)));
-      }, { timeoutMs, intervalMs: 500 });
-    },
+    run,
     async close() {
       try {
         await type("exit\n"); // log out, so the next session starts at the login prompt

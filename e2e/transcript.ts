@@ -67,24 +67,6 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-export type ConsoleState = "login" | "password" | "shell" | "unknown";
-
-/** What the console is waiting for, judged from its last non-empty line. */
-export function consoleState(transcript: string): ConsoleState {
-  const lines = cleanTranscript(transcript).split("\n");
-  let last = "";
-  for (let i = lines.length - 1; i >= 0; i--) {
-    if (lines[i].trim() !== "") {
-      last = lines[i];
-      break;
-    }
-  }
-  if (/\blogin:\s*$/.test(last)) return "login";
-  if (/[Pp]assword:\s*$/.test(last)) return "password";
-  if (/[$#]\s*$/.test(last)) return "shell";
-  return "unknown";
-}
-
 /** The exit code in the status an exec stream ends with (`Success`, or `NonZeroExitCode`). */
 export function exitCodeOf(
   status:

@@ -1,7 +1,6 @@
 import { assertEquals, assertThrows } from "../testing/assert.ts";
 import {
   cleanTranscript,
-  consoleState,
   exitCodeOf,
   framedCommand,
   framedOutput,
@@ -36,12 +35,7 @@ Deno.test("console: an unfinished command has no output yet; exit codes are kept
   assertEquals(framedOutput("<<begin-1>>\na\n<<end-1:0>>\n<<begin-12>>\nb\n", "12"), undefined);
 });
 
-Deno.test("console: the state is read from the last line", () => {
-  assertEquals(consoleState("login as 'cirros' user.\ncirros login: "), "login");
-  assertEquals(consoleState("cirros login: cirros\r\nPassword: "), "password");
-  assertEquals(consoleState("Password:\n$ "), "shell");
-  assertEquals(consoleState("ubuntu@vm:~$ \n\n"), "shell");
-  assertEquals(consoleState("[  OK  ] Started Journal Service."), "unknown");
+Deno.test("console: colours and carriage returns are removed", () => {
   assertEquals(cleanTranscript("\x1b[1;32mok\x1b[0m\r\n"), "ok\n");
 });
 
