@@ -9,12 +9,24 @@ import { errorResponse, jsonResponse } from "../../shared/http_errors.ts";
 import type { Identity, SidecarConfig } from "../config.ts";
 import { type DocumentReader, documentReader } from "./cloud_init_files.ts";
 import { readToken } from "./token.ts";
+import { clientMacLookup } from "./client_mac.ts";
+import { openstackRoutes } from "./openstack_api.ts";
+import { createPasswordStore } from "./password_store.ts";
+import { type SshKey, sshKeyReader } from "./ssh_keys.ts";
 
 export interface Route {
   /** Requires the `Metadata: true` header (not sent by cloud-init). */
   protected: boolean;
-  /** `query` is the raw query string, without the "?". */
-  handle(query: string): Response;
+  /** `query` is the raw query string, without the "?"; `client` the peer's address. */
+  handle(query: string, client?: string): Response;
+  /** Accepts POST: the API's only write (the guest's encrypted password). */
+  post?: PostRoute;
+}
+
+export interface PostRoute {
+  /** Larger bodies are refused with 413 before they are read. */
+  maxBytes: number;
+  accept(body: Uint8Array): Response;
 }
 
 /** Seconds a client should wait before retrying when something is not ready yet. */
@@ -25,7 +37,18 @@ const JSON_TYPE = { "content-type": "application/json" };
 
 export function createRoutes(config: SidecarConfig, log: Logger): Map<string, Route> {
   const identity = JSON.stringify(identityDocument(config.identity)) + "\n";
-  const metaData = new TextEncoder().encode(metaDataDocument(config.identity));
+  const sshKeys = sshKeyReader(config.guestAccess.sshKeysDir, log);
+  const userData = documentReader(config.cloudInit.userData);
+  const vendorData = documentReader(config.cloudInit.vendorData);
+  const networkConfig = documentReader(config.cloudInit.networkConfig);
+  const openstack = openstackRoutes(config, {
+    userData,
+    vendorData,
+    networkConfig,
+    sshKeys,
+    passwords: createPasswordStore(config.guestAccess.stateDir, log),
+    clientMac: clientMacLookup(),
+  }, log);
   return new Map<string, Route>([
     ["/healthz", { protected: false, handle: () => new Response("OK", { headers: TEXT }) }],
     ["/v1/identity", {
@@ -35,11 +58,15 @@ export function createRoutes(config: SidecarConfig, log: Logger): Map<string, Ro
     ["/v1/token", { protected: true, handle: tokenHandler(config, log) }],
     ["/v1/meta-data", {
       protected: false,
-      handle: () => new Response(metaData, { headers: TEXT }),
+      handle: () => new Response(metaDataDocument(config.identity, sshKeys()), { headers: TEXT }),
     }],
-    ["/v1/user-data", documentRoute("user-data", config.cloudInit.userData, log)],
-    ["/v1/vendor-data", documentRoute("vendor-data", config.cloudInit.vendorData, log)],
-    ["/v1/network-config", documentRoute("network-config", config.cloudInit.networkConfig, log)],
+    ["/v1/user-data", documentRoute("user-data", config.cloudInit.userData, log, userData)],
+    ["/v1/vendor-data", documentRoute("vendor-data", config.cloudInit.vendorData, log, vendorData)],
+    [
+      "/v1/network-config",
+      documentRoute("network-config", config.cloudInit.networkConfig, log, networkConfig),
+    ],
+    ...openstack,
   ]);
 }
 
@@ -61,9 +88,14 @@ export function instanceId(identity: Identity): string {
   return `${identity.namespace}-${identity.vmName}`;
 }
 
-/** NoCloud meta-data. The names are validated DNS names, so they need no YAML quoting. */
-export function metaDataDocument(identity: Identity): string {
-  return `instance-id: ${instanceId(identity)}\nlocal-hostname: ${identity.vmName}\n`;
+/**
+ * NoCloud meta-data. The names are validated DNS names, so they need no YAML
+ * quoting; SSH keys are JSON strings, which YAML reads as double-quoted ones.
+ */
+export function metaDataDocument(identity: Identity, keys: readonly SshKey[] = []): string {
+  const head = `instance-id: ${instanceId(identity)}\nlocal-hostname: ${identity.vmName}\n`;
+  if (keys.length === 0) return head;
+  return head + "public-keys:\n" + keys.map((key) => `  - ${JSON.stringify(key.line)}\n`).join("");
 }
 
 function tokenHandler(config: SidecarConfig, log: Logger): (query: string) => Response {
@@ -104,8 +136,8 @@ function documentRoute(
   name: string,
   source: SidecarConfig["cloudInit"]["userData"],
   log: Logger,
+  read: DocumentReader = documentReader(source),
 ): Route {
-  const read: DocumentReader = documentReader(source);
   return {
     protected: false,
     handle: () => {

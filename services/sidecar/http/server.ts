@@ -15,6 +15,7 @@ import {
   startConnectionReaper,
 } from "./connection_limits.ts";
 import { createRateLimiter } from "./rate_limit.ts";
+import { receivePost } from "./request_body.ts";
 import { createRoutes, type Route } from "./routes.ts";
 
 export interface MetadataServer {
@@ -76,7 +77,7 @@ export function startMetadataServer(
 export type MetadataHandler = (
   request: Request,
   info: Deno.ServeHandlerInfo<Deno.NetAddr>,
-) => Response;
+) => Response | Promise<Response>;
 
 export function createHandler(
   config: SidecarConfig,
@@ -90,21 +91,27 @@ export function createHandler(
     const client = info.remoteAddr.hostname;
     noteRequest(info.remoteAddr.port);
     const url = requestTarget(request.url);
-    let response: Response;
+    const failed = (error: unknown) => {
+      log.error("request failed", { path: url.path, error });
+      return errorResponse(500, "internal_error", "the metadata service failed to answer");
+    };
+    const logged = (response: Response) => {
+      log.info("request", {
+        method: request.method,
+        path: url.path,
+        status: response.status,
+        durationMs: Math.round((performance.now() - started) * 100) / 100,
+        client,
+      });
+      return response;
+    };
+    let response: Response | Promise<Response>;
     try {
       response = answer(request, url, client, routes, limiter.take(client));
     } catch (error) {
-      log.error("request failed", { path: url.path, error });
-      response = errorResponse(500, "internal_error", "the metadata service failed to answer");
+      response = failed(error);
     }
-    log.info("request", {
-      method: request.method,
-      path: url.path,
-      status: response.status,
-      durationMs: Math.round((performance.now() - started) * 100) / 100,
-      client,
-    });
-    return response;
+    return response instanceof Promise ? response.catch(failed).then(logged) : logged(response);
   };
 }
 
@@ -114,7 +121,7 @@ function answer(
   client: string,
   routes: Map<string, Route>,
   retryAfter: number,
-): Response {
+): Response | Promise<Response> {
   if (retryAfter > 0) {
     return errorResponse(
       429,
@@ -139,13 +146,20 @@ function answer(
       "requests relayed by a proxy (X-Forwarded-For or Forwarded header) are refused",
     );
   }
+  const route = routes.get(url.path);
+  // The one write: a POST to a route that takes one (the guest's password).
+  if (route?.post && request.method === "POST") return receivePost(request, url.path, route.post);
+  if (route !== undefined && request.method === "POST") {
+    return errorResponse(405, "method_not_allowed", `POST is not allowed on ${url.path}; use GET`, {
+      headers: { allow: ALLOWED_METHODS, connection: "close" },
+    });
+  }
   if (hasBody(headers)) {
     // The body is never read, so the connection cannot be reused.
     return errorResponse(413, "body_not_allowed", "requests to the metadata service have no body", {
       headers: { connection: "close" },
     });
   }
-  const route = routes.get(url.path);
   if (route === undefined) {
     return errorResponse(404, "not_found", `no such endpoint: ${url.path}`);
   }
@@ -164,7 +178,7 @@ function answer(
       `${url.path} requires the header "${METADATA_HEADER}: true"`,
     );
   }
-  return route.handle(url.query);
+  return route.handle(url.query, client);
 }
 
 function headerBytes(request: Request, url: RequestTarget): number {

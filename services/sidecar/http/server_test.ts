@@ -341,11 +341,11 @@ Deno.test("requests relayed through a proxy (X-Forwarded-For, Forwarded) are ref
   }
 });
 
-Deno.test("requests with a body are refused with 413 JSON", async () => {
+Deno.test("requests with a body are refused with 413 JSON; a POST to a read-only path with 405", async () => {
   await using h = await startHarness();
   const post = await fetch(h.url("/v1/token"), { method: "POST", headers: META, body: "x=1" });
-  assertEquals(post.status, 413);
-  assertEquals((await post.json()).error, "body_not_allowed");
+  assertEquals(post.status, 405);
+  assertEquals((await post.json()).error, "method_not_allowed");
   const port = h.server.addr.port;
   const get = await rawRequest(
     port,

@@ -1,0 +1,42 @@
+/**
+ * Reading a POST body with a size limit: a declared Content-Length over the
+ * limit is refused before anything is read; a chunked body is read until it
+ * passes the limit. Either way the answer is 413 with the usual JSON error
+ * and the connection closes, since the rest of the body is never read.
+ */
+
+import { errorResponse } from "../../shared/http_errors.ts";
+import type { PostRoute } from "./routes.ts";
+
+export async function receivePost(
+  request: Request,
+  path: string,
+  route: PostRoute,
+): Promise<Response> {
+  const tooLarge = () =>
+    errorResponse(
+      413,
+      "body_too_large",
+      `a POST to ${path} carries at most ${route.maxBytes} bytes`,
+      { headers: { connection: "close" } },
+    );
+  const declared = request.headers.get("content-length");
+  if (declared !== null && !(Number(declared) <= route.maxBytes)) return tooLarge();
+  const body = new Uint8Array(route.maxBytes);
+  let length = 0;
+  if (request.body !== null) {
+    const reader = request.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (length + value.length > route.maxBytes) return tooLarge();
+        body.set(value, length);
+        length += value.length;
+      }
+    } finally {
+      reader.releaseLock();
+    }
+  }
+  return route.accept(body.subarray(0, length));
+}
