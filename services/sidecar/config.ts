@@ -48,6 +48,34 @@ export interface NetworkConfig {
   passt: boolean;
 }
 
+/** What lets the guest's owner in: SSH keys, the admin account, the posted password. */
+export interface GuestAccessConfig {
+  /** Directory with one sub-directory per SSH key Secret; undefined when there are none. */
+  sshKeysDir?: string;
+  /** The admin password (OpenStack `admin_pass`), from the user's Secret. */
+  adminPassword: ContentSource;
+  /** The admin account name (OpenStack `meta.admin_username`). */
+  adminUsername?: string;
+  /** Where the password a guest posts is saved; undefined keeps it in memory only. */
+  stateDir?: string;
+}
+
+/** Where /v1/instance reads the pod's labels and annotations (downward API files). */
+export interface InstanceConfig {
+  labelsFile?: string;
+  annotationsFile?: string;
+  /** Annotation keys, or prefixes ending in `*`, guests may read. */
+  allowedAnnotations: string[];
+}
+
+/** Generating network-config from the pod's Multus network-status. */
+export interface PodNetworksConfig {
+  statusFile: string;
+  subnets: IpSubnet[];
+  /** Pod interfaces network-status must list before the document is complete. */
+  expectedInterfaces: string[];
+}
+
 export interface SidecarConfig {
   listen: HostPort;
   /** The default ServiceAccount token file, re-read on every request. */
@@ -63,6 +91,7 @@ export interface SidecarConfig {
   rateLimit: RateLimitConfig;
   logLevel: LogLevel;
   network: NetworkConfig;
+  guestAccess: GuestAccessConfig;
 }
 
 export const DEFAULT_RATE_LIMIT: RateLimitConfig = { requestsPerSecond: 10, burst: 20 };
@@ -116,6 +145,7 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     rateLimit: parseRateLimit(env),
     logLevel: parseLogLevel(SIDECAR_ENV.logLevel, optional(env, SIDECAR_ENV.logLevel) ?? "info"),
     network: parseNetwork(env),
+    guestAccess: parseGuestAccess(env),
   };
 }
 
@@ -225,6 +255,30 @@ function parseRateLimit(env: Env): RateLimitConfig {
       ? Math.max(DEFAULT_RATE_LIMIT.burst, Math.ceil(requestsPerSecond))
       : parseNumber(SIDECAR_ENV.rateLimitBurst, burst, { min: 1, max: 1_000_000, integer: true }),
   };
+}
+
+// Windows and Linux account names alike: no spaces, quotes, slashes or shell characters.
+const ACCOUNT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,19}$/;
+
+function parseGuestAccess(env: Env): GuestAccessConfig {
+  const passwordFile = optional(env, SIDECAR_ENV.adminPasswordFile);
+  const access: GuestAccessConfig = {
+    adminPassword: passwordFile === undefined
+      ? { kind: "none" }
+      : { kind: "file", path: absolutePath(SIDECAR_ENV.adminPasswordFile, passwordFile) },
+  };
+  const keys = optional(env, SIDECAR_ENV.sshKeysDir);
+  if (keys !== undefined) access.sshKeysDir = absolutePath(SIDECAR_ENV.sshKeysDir, keys);
+  const state = optional(env, SIDECAR_ENV.stateDir);
+  if (state !== undefined) access.stateDir = absolutePath(SIDECAR_ENV.stateDir, state);
+  const user = name(
+    env,
+    SIDECAR_ENV.adminUsername,
+    ACCOUNT_NAME,
+    "an account name of 1-20 letters, digits, _ . -",
+  );
+  if (user !== undefined) access.adminUsername = user;
+  return access;
 }
 
 function parseNetwork(env: Env): NetworkConfig {
