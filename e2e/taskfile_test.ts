@@ -60,6 +60,7 @@ function callProblem(call: ToolCall): string | undefined {
         ? undefined
         : `no --kube-context ${CONTEXT}: ${shown}`;
     case "kind":
+      if (args[0] === "version") return; // the CLI's own version talks to no cluster
       return flagValue(args, "--name") === CLUSTER ? undefined : `no --name ${CLUSTER}: ${shown}`;
     case "virtctl":
       return flagValue(args, "--context") === CONTEXT ? undefined : `no --context: ${shown}`;
@@ -122,6 +123,7 @@ Deno.test("taskfile: the loop from zero runs in order, and every step exists", (
   const tasks = taskfile.tasks as Record<string, { cmds?: Command[] }>;
   const up = (tasks.up.cmds ?? []).map((c) => (c as { task: string }).task);
   assertEquals(up, [
+    "images-check",
     "cluster",
     "cni-plugins",
     "cert-manager",
@@ -149,7 +151,16 @@ Deno.test("taskfile: versions are pinned, emulation is a switch", () => {
   ) {
     assert(/^v\d+\.\d+\.\d+$/.test(vars[name]), `${name} is not a pinned version: ${vars[name]}`);
   }
-  assert(/^kindest\/node:v\d+\.\d+\.\d+/.test(vars.KIND_NODE_IMAGE), "kind node image pinned");
+  // kind's docs ask for the node image by digest, from the release notes of the kind in use.
+  assert(/^v\d+\.\d+\.\d+$/.test(vars.KIND_VERSION), `KIND_VERSION: ${vars.KIND_VERSION}`);
+  assert(
+    /^kindest\/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$/.test(vars.KIND_NODE_IMAGE),
+    `kind node image not pinned by digest: ${vars.KIND_NODE_IMAGE}`,
+  );
+  const cluster = (taskfile.tasks.cluster.preconditions as Array<{ sh: string }>).map((p) => p.sh);
+  assert(cluster.some((sh) => sh.includes("kind version") && sh.includes("{{.KIND_VERSION}}")));
+  assert(cluster.some((sh) => sh.includes("{{.KIND_NODE_IMAGE}}") && sh.includes("@sha256:")));
+  assertEquals(vars.MULTUS_IMAGE, "ghcr.io/k8snetworkplumbingwg/multus-cni:{{.MULTUS_VERSION}}");
   const all = scripts().map(([text]) => text).join("\n");
   for (const floating of ["/latest/", "/master/", "/main/", "stable.txt", ":latest"]) {
     assert(!all.includes(floating), `a download follows a moving target (${floating})`);
@@ -212,4 +223,114 @@ Deno.test("taskfile: the test VMs' cirros image is the one of the installed Kube
     }
   }
   assert(seen >= 4, `found ${seen} cirros VMs`);
+});
+
+/**
+ * Runs one Taskfile snippet in sh with its templates filled from `vars` and
+ * the named commands replaced by shell functions; returns its exit status,
+ * output, and what the stand-ins recorded in $CALLS.
+ */
+async function runSnippet(
+  where: string[],
+  vars: Record<string, string>,
+  stubs: Record<string, string>,
+): Promise<{ code: number; stderr: string; calls: string }> {
+  const script = where.map((at) => {
+    const found = scripts().find(([, place]) => place === at)?.[0];
+    assert(found, `no snippet at ${at}`);
+    return found;
+  }).join("\n");
+  const filled = script.replace(/\{\{\.(\w+)\}\}/g, (_, name) => {
+    assert(name in vars, `${where} uses {{.${name}}}`);
+    return vars[name];
+  });
+  const dir = await Deno.makeTempDir({ prefix: "imds-taskfile-" });
+  try {
+    const functions = Object.entries(stubs).map(([name, body]) => `${name}() { ${body}\n}`);
+    const out = await new Deno.Command("sh", {
+      args: ["-ec", `${functions.join("\n")}\n${filled}`],
+      env: { CALLS: `${dir}/calls`, WORK: dir },
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    let calls = "";
+    try {
+      calls = await Deno.readTextFile(`${dir}/calls`);
+    } catch {
+      // nothing recorded
+    }
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr), calls };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const MULTUS_VARS = {
+  MULTUS_VERSION: "v4.2.2",
+  MULTUS_IMAGE: "ghcr.io/k8snetworkplumbingwg/multus-cni:v4.2.2",
+  KIND_CLUSTER_NAME: "imds",
+};
+
+Deno.test("taskfile: Multus's :snapshot image is rewritten to the release's before it is applied", async () => {
+  const manifest = new URL("./fixtures/multus-daemonset-v4.2.2-images.yml", import.meta.url);
+  const stubs = {
+    curl: `cat "${manifest.pathname}"`,
+    kubectl: 'echo "kubectl $*" >> "$CALLS"; cat >> "$CALLS"',
+  };
+  const ok = await runSnippet(["tasks.multus.cmds[0]"], MULTUS_VARS, stubs);
+  assertEquals(ok.code, 0, ok.stderr);
+  assert(ok.calls.startsWith("kubectl --context kind-imds apply -f -\n"), ok.calls);
+  assert(!ok.calls.includes(":snapshot"), ok.calls);
+  assertEquals(
+    [...ok.calls.matchAll(/image: (\S+)/g)].map((m) => m[1]),
+    [
+      "ghcr.io/k8snetworkplumbingwg/multus-cni:v4.2.2",
+      "ghcr.io/k8snetworkplumbingwg/multus-cni:v4.2.2",
+    ],
+  );
+  // A manifest that no longer names the snapshot image stops the task instead of applying it.
+  const changed = await runSnippet(["tasks.multus.cmds[0]"], MULTUS_VARS, {
+    ...stubs,
+    curl: "echo '        image: ghcr.io/k8snetworkplumbingwg/multus-cni:stable'",
+  });
+  assertEquals(changed.code, 1);
+  assertEquals(changed.calls, "");
+});
+
+Deno.test("taskfile: images are built without attestations and loaded into kind from archives", async () => {
+  const vars = taskfile.vars as Record<string, string>;
+  assertEquals(
+    vars.BUILD_FLAGS,
+    '{{if eq .CONTAINER_TOOL "docker"}}--provenance=false --sbom=false{{end}}',
+  );
+  const builds = scripts().filter(([, where]) => where.startsWith("tasks.images.cmds"));
+  assertEquals(builds.length, 2);
+  for (const [text] of builds) assert(text.includes("build {{.BUILD_FLAGS}} -f Dockerfile."), text);
+  const load = {
+    IMAGES_DIR: "images",
+    SIDECAR_IMAGE: "ghcr.io/kubevirt-imds/sidecar:0.1.0",
+    WEBHOOK_IMAGE: "ghcr.io/kubevirt-imds/webhook:0.1.0",
+    CONTAINER_TOOL: "docker",
+    KIND_CLUSTER_NAME: "imds",
+  };
+  const LOAD = ["tasks.load.cmds[0]", "tasks.load.cmds[1]"];
+  // `docker save` stand-in: an OCI archive whose index.json is $INDEX.
+  const save = (index: string) =>
+    `mkdir -p "$WORK/oci"; echo '${index}' > "$WORK/oci/index.json"; ` +
+    'tar -cf "$3" -C "$WORK/oci" index.json';
+  const kind = 'echo "kind $*" >> "$CALLS"';
+  const plain = '{"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json"}]}';
+  const ok = await runSnippet(LOAD, load, { docker: save(plain), kind });
+  assertEquals(ok.code, 0, ok.stderr);
+  assertEquals(ok.calls.trim().split("\n"), [
+    "kind load image-archive images/sidecar.tar --name imds",
+    "kind load image-archive images/webhook.tar --name imds",
+  ]);
+  const attested = '{"manifests":[{"annotations":' +
+    '{"vnd.docker.reference.type":"attestation-manifest"}}]}';
+  const refused = await runSnippet(LOAD, load, { docker: save(attested), kind });
+  assertEquals(refused.code, 1);
+  assertEquals(refused.calls, "");
+  assert(refused.stderr.includes("--provenance=false"), refused.stderr);
 });
