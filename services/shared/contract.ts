@@ -9,7 +9,8 @@
 export const METADATA_ADDRESS = "169.254.169.254";
 
 /** The DMI serial that points cloud-init's NoCloud datasource at the service (see README). */
-export const NOCLOUD_SERIAL = `ds=nocloud;s=http://${METADATA_ADDRESS}/v1/;dsmode=net`;
+export const NOCLOUD_SERIAL =
+  `ds=nocloud;s=http://${METADATA_ADDRESS}/v1/;dsmode=net`;
 
 /** The header a workload must send on identity and token requests. */
 export const METADATA_HEADER = "Metadata";
@@ -25,6 +26,8 @@ export const ANNOTATIONS = {
   networkConfigConfigMap: "imds.kubevirt.io/network-config-configmap",
   /** `pod-networks`: generate network-config from the pod's Multus network-status. */
   networkConfigFrom: "imds.kubevirt.io/network-config-from",
+  /** Comma-separated CIDRs of the pod networks' subnets: the prefix lengths network-status leaves out. */
+  networkConfigSubnets: "imds.kubevirt.io/network-config-subnets",
   /** Which datasource the guest's cloud-init detects: DATASOURCES (default nocloud). */
   datasource: "imds.kubevirt.io/datasource",
   /** A Secret whose every key holds SSH public keys for the guest. */
@@ -36,7 +39,10 @@ export const ANNOTATIONS = {
 } as const;
 
 /** Values of ANNOTATIONS.datasource. Both APIs are always served; this picks what cloud-init detects. */
-export const DATASOURCES = { nocloud: "nocloud", openstack: "openstack" } as const;
+export const DATASOURCES = {
+  nocloud: "nocloud",
+  openstack: "openstack",
+} as const;
 
 /** The DMI chassis asset tag that makes cloud-init pick its OpenStack datasource. */
 export const OPENSTACK_ASSET_TAG = "OpenStack Compute";
@@ -122,6 +128,8 @@ export const SIDECAR_ENV = {
   networkStatusFile: "IMDS_NETWORK_STATUS_FILE",
   /** Comma-separated pod interfaces the pod asked Multus for; network-status must list them all. */
   podInterfaces: "IMDS_POD_INTERFACES",
+  /** Comma-separated CIDRs giving the generated addresses their prefix lengths. */
+  podNetworkSubnets: "IMDS_POD_NETWORK_SUBNETS",
   /** Sustained requests per second allowed per client address. */
   rateLimit: "IMDS_RATE_LIMIT",
   /** Requests a client may make in a burst above the sustained rate. */

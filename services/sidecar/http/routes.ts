@@ -13,14 +13,27 @@ import { clientMacLookup } from "./client_mac.ts";
 import { openstackRoutes } from "./openstack_api.ts";
 import { createPasswordStore } from "./password_store.ts";
 import { type SshKey, sshKeyReader } from "./ssh_keys.ts";
+import { instanceReader, type InstanceState } from "./instance_document.ts";
+import { instanceRoutes } from "./instance_routes.ts";
+import {
+  type GeneratedNetworkConfig,
+  networkConfigResponse,
+  podNetworkConfigSource,
+} from "./pod_network_source.ts";
 
 export interface Route {
   /** Requires the `Metadata: true` header (not sent by cloud-init). */
   protected: boolean;
   /** `query` is the raw query string, without the "?"; `client` the peer's address. */
-  handle(query: string, client?: string): Response;
+  handle(query: string, client?: string, request?: RouteRequest): Response | Promise<Response>;
   /** Accepts POST: the API's only write (the guest's encrypted password). */
   post?: PostRoute;
+}
+
+/** What a route may need of the request beyond its query. */
+export interface RouteRequest {
+  path: string;
+  headers: Headers;
 }
 
 export interface PostRoute {
@@ -35,19 +48,45 @@ export const RETRY_AFTER_SECONDS = 1;
 const TEXT = { "content-type": "text/plain; charset=utf-8" };
 const JSON_TYPE = { "content-type": "application/json" };
 
-export function createRoutes(config: SidecarConfig, log: Logger): Map<string, Route> {
+/**
+ * Every endpoint by path. A path ending in `/*` stands for every path below it.
+ * `stopping` ends requests that wait for a change when the server stops.
+ */
+export function createRoutes(
+  config: SidecarConfig,
+  log: Logger,
+  stopping?: AbortSignal,
+): Map<string, Route> {
   const identity = JSON.stringify(identityDocument(config.identity)) + "\n";
   const sshKeys = sshKeyReader(config.guestAccess.sshKeysDir, log);
   const userData = documentReader(config.cloudInit.userData);
   const vendorData = documentReader(config.cloudInit.vendorData);
-  const networkConfig = documentReader(config.cloudInit.networkConfig);
+  const clientMac = clientMacLookup();
+  const readInstance = instanceReader(config.identity, {
+    labels: config.instance.labelsFile === undefined
+      ? undefined
+      : documentReader({ kind: "file", path: config.instance.labelsFile }),
+    annotations: config.instance.annotationsFile === undefined
+      ? undefined
+      : documentReader({ kind: "file", path: config.instance.annotationsFile }),
+    allowedAnnotations: config.instance.allowedAnnotations,
+  }, log);
+  const instance = instanceRoutes(readInstance);
+  stopping?.addEventListener("abort", instance.stop);
+  // A network-config the user wrote always wins over the one generated from the pod's networks.
+  const generated = config.podNetworks && config.cloudInit.networkConfig.kind === "none"
+    ? podNetworkConfigSource(config.podNetworks, log, clientMac)
+    : undefined;
+  const networkConfig = generated === undefined
+    ? documentReader(config.cloudInit.networkConfig)
+    : generatedReader(generated);
   const openstack = openstackRoutes(config, {
     userData,
     vendorData,
     networkConfig,
     sshKeys,
     passwords: createPasswordStore(config.guestAccess.stateDir, log),
-    clientMac: clientMacLookup(),
+    clientMac,
   }, log);
   return new Map<string, Route>([
     ["/healthz", { protected: false, handle: () => new Response("OK", { headers: TEXT }) }],
@@ -58,14 +97,23 @@ export function createRoutes(config: SidecarConfig, log: Logger): Map<string, Ro
     ["/v1/token", { protected: true, handle: tokenHandler(config, log) }],
     ["/v1/meta-data", {
       protected: false,
-      handle: () => new Response(metaDataDocument(config.identity, sshKeys()), { headers: TEXT }),
+      handle: () =>
+        new Response(metaDataDocument(config.identity, sshKeys(), readInstance()), {
+          headers: TEXT,
+        }),
     }],
     ["/v1/user-data", documentRoute("user-data", config.cloudInit.userData, log, userData)],
     ["/v1/vendor-data", documentRoute("vendor-data", config.cloudInit.vendorData, log, vendorData)],
     [
       "/v1/network-config",
-      documentRoute("network-config", config.cloudInit.networkConfig, log, networkConfig),
+      generated === undefined
+        ? documentRoute("network-config", config.cloudInit.networkConfig, log, networkConfig)
+        : {
+          protected: false,
+          handle: (_query, client) => networkConfigResponse(generated(client ?? "")),
+        },
     ],
+    ...instance.routes,
     ...openstack,
   ]);
 }
@@ -92,10 +140,40 @@ export function instanceId(identity: Identity): string {
  * NoCloud meta-data. The names are validated DNS names, so they need no YAML
  * quoting; SSH keys are JSON strings, which YAML reads as double-quoted ones.
  */
-export function metaDataDocument(identity: Identity, keys: readonly SshKey[] = []): string {
+export function metaDataDocument(
+  identity: Identity,
+  keys: readonly SshKey[] = [],
+  instance?: InstanceState,
+): string {
   const head = `instance-id: ${instanceId(identity)}\nlocal-hostname: ${identity.vmName}\n`;
-  if (keys.length === 0) return head;
-  return head + "public-keys:\n" + keys.map((key) => `  - ${JSON.stringify(key.line)}\n`).join("");
+  const keyLines = keys.length === 0
+    ? ""
+    : "public-keys:\n" + keys.map((key) => `  - ${JSON.stringify(key.line)}\n`).join("");
+  return head + keyLines + instanceMetaData(instance);
+}
+
+/**
+ * The VM's labels and custom metadata for cloud-init (`ds.meta_data.labels`,
+ * `ds.meta_data.meta` in jinja templates), as JSON objects, which YAML reads as
+ * flow mappings. Each is left out when empty or unreadable; custom metadata
+ * that breaks the rules is left out (the sidecar logs why, /v1/instance says it).
+ */
+function instanceMetaData(instance: InstanceState | undefined): string {
+  if (instance === undefined || "unavailable" in instance) return "";
+  const { labels, meta } = instance.document;
+  const showMeta = !("invalid" in instance) && Object.keys(meta).length > 0;
+  return (Object.keys(labels).length > 0 ? `labels: ${JSON.stringify(labels)}\n` : "") +
+    (showMeta ? `meta: ${JSON.stringify(meta)}\n` : "");
+}
+
+/** The generated network-config as a document for /openstack (network_data.json). */
+function generatedReader(generated: (client: string) => GeneratedNetworkConfig): DocumentReader {
+  return () => {
+    const result = generated("");
+    return "document" in result
+      ? { bytes: new TextEncoder().encode(result.document) }
+      : { unavailable: "the network configuration generated from the pod's networks is not ready" };
+  };
 }
 
 function tokenHandler(config: SidecarConfig, log: Logger): (query: string) => Response {
