@@ -149,3 +149,18 @@ Deno.test("manifests: the Secret VM names a Secret, defined alongside, with the 
   assertEquals(Object.keys(data), [USER_DATA_SECRET_KEY]);
   assert(data[USER_DATA_SECRET_KEY].startsWith("#cloud-config\n"));
 });
+
+Deno.test("manifests: the README's install example is vm-ubuntu-cloud-init.yaml, word for word", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const install = readme.slice(readme.indexOf("## Install with Helm"));
+  const named = install.indexOf("`deploy/test/vm-ubuntu-cloud-init.yaml`");
+  assert(named >= 0, "the install section names the manifest it shows");
+  const block = /\n( *)```yaml\n([\s\S]*?)\n *```\n/.exec(install.slice(named));
+  assert(block, "a yaml block follows");
+  const indent = block[1].length;
+  const shown = block[2].split("\n").map((line) => line.slice(indent)).join("\n");
+  const file = await Deno.readTextFile(new URL("./vm-ubuntu-cloud-init.yaml", import.meta.url));
+  // The file's leading comment is for readers of the file; the rest is shown as is.
+  const body = file.replace(/^(#.*\n)+/, "").trimEnd();
+  assertEquals(shown, body);
+});
