@@ -9,8 +9,7 @@
 export const METADATA_ADDRESS = "169.254.169.254";
 
 /** The DMI serial that points cloud-init's NoCloud datasource at the service (see README). */
-export const NOCLOUD_SERIAL =
-  `ds=nocloud;s=http://${METADATA_ADDRESS}/v1/;dsmode=net`;
+export const NOCLOUD_SERIAL = `ds=nocloud;s=http://${METADATA_ADDRESS}/v1/;dsmode=net`;
 
 /** The header a workload must send on identity and token requests. */
 export const METADATA_HEADER = "Metadata";
@@ -39,10 +38,7 @@ export const ANNOTATIONS = {
 } as const;
 
 /** Values of ANNOTATIONS.datasource. Both APIs are always served; this picks what cloud-init detects. */
-export const DATASOURCES = {
-  nocloud: "nocloud",
-  openstack: "openstack",
-} as const;
+export const DATASOURCES = { nocloud: "nocloud", openstack: "openstack" } as const;
 
 /** The DMI chassis asset tag that makes cloud-init pick its OpenStack datasource. */
 export const OPENSTACK_ASSET_TAG = "OpenStack Compute";

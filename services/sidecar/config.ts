@@ -120,10 +120,7 @@ export interface SidecarConfig {
   podNetworks?: PodNetworksConfig;
 }
 
-export const DEFAULT_RATE_LIMIT: RateLimitConfig = {
-  requestsPerSecond: 10,
-  burst: 20,
-};
+export const DEFAULT_RATE_LIMIT: RateLimitConfig = { requestsPerSecond: 10, burst: 20 };
 export const DEFAULT_SERVICE_ACCOUNT = "default";
 const MAX_AUDIENCES = 16;
 
@@ -134,22 +131,9 @@ const UID = /^[0-9a-fA-F][0-9a-fA-F-]{0,63}$/;
 const BRIDGE_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 
 export function loadSidecarConfig(env: Env): SidecarConfig {
-  const namespace = name(
-    env,
-    SIDECAR_ENV.namespace,
-    DNS_LABEL,
-    "a DNS-1123 label",
-    true,
-  )!;
-  const podName = name(
-    env,
-    SIDECAR_ENV.podName,
-    DNS_SUBDOMAIN,
-    "a DNS-1123 subdomain",
-  );
-  const vmName =
-    name(env, SIDECAR_ENV.vmName, DNS_SUBDOMAIN, "a DNS-1123 subdomain") ??
-      podName;
+  const namespace = name(env, SIDECAR_ENV.namespace, DNS_LABEL, "a DNS-1123 label", true)!;
+  const podName = name(env, SIDECAR_ENV.podName, DNS_SUBDOMAIN, "a DNS-1123 subdomain");
+  const vmName = name(env, SIDECAR_ENV.vmName, DNS_SUBDOMAIN, "a DNS-1123 subdomain") ?? podName;
   if (vmName === undefined) {
     throw configError(
       SIDECAR_ENV.vmName,
@@ -159,19 +143,13 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
   const identity: Identity = {
     namespace,
     vmName,
-    serviceAccountName:
-      name(env, SIDECAR_ENV.saName, DNS_SUBDOMAIN, "a DNS-1123 subdomain") ??
-        DEFAULT_SERVICE_ACCOUNT,
+    serviceAccountName: name(env, SIDECAR_ENV.saName, DNS_SUBDOMAIN, "a DNS-1123 subdomain") ??
+      DEFAULT_SERVICE_ACCOUNT,
   };
   if (podName !== undefined) identity.podName = podName;
   const vmiUid = name(env, SIDECAR_ENV.vmiUid, UID, "a UID such as 6f1c…-…");
   if (vmiUid !== undefined) identity.vmiUid = vmiUid;
-  const nodeName = name(
-    env,
-    SIDECAR_ENV.nodeName,
-    DNS_SUBDOMAIN,
-    "a DNS-1123 subdomain",
-  );
+  const nodeName = name(env, SIDECAR_ENV.nodeName, DNS_SUBDOMAIN, "a DNS-1123 subdomain");
   if (nodeName !== undefined) identity.nodeName = nodeName;
 
   return {
@@ -186,27 +164,12 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     audienceTokens: parseAudienceTokens(env),
     identity,
     cloudInit: {
-      userData: contentSource(
-        env,
-        SIDECAR_ENV.userData,
-        SIDECAR_ENV.userDataFile,
-      ),
-      vendorData: contentSource(
-        env,
-        SIDECAR_ENV.vendorData,
-        SIDECAR_ENV.vendorDataFile,
-      ),
-      networkConfig: contentSource(
-        env,
-        SIDECAR_ENV.networkConfig,
-        SIDECAR_ENV.networkConfigFile,
-      ),
+      userData: contentSource(env, SIDECAR_ENV.userData, SIDECAR_ENV.userDataFile),
+      vendorData: contentSource(env, SIDECAR_ENV.vendorData, SIDECAR_ENV.vendorDataFile),
+      networkConfig: contentSource(env, SIDECAR_ENV.networkConfig, SIDECAR_ENV.networkConfigFile),
     },
     rateLimit: parseRateLimit(env),
-    logLevel: parseLogLevel(
-      SIDECAR_ENV.logLevel,
-      optional(env, SIDECAR_ENV.logLevel) ?? "info",
-    ),
+    logLevel: parseLogLevel(SIDECAR_ENV.logLevel, optional(env, SIDECAR_ENV.logLevel) ?? "info"),
     network: parseNetwork(env),
     guestAccess: parseGuestAccess(env),
     instance: parseInstance(env),
@@ -224,20 +187,14 @@ function name(
   const value = isRequired ? required(env, variable) : optional(env, variable);
   if (value === undefined) return undefined;
   if (!pattern.test(value)) {
-    throw configError(
-      variable,
-      `expected ${what}, got ${JSON.stringify(value)}`,
-    );
+    throw configError(variable, `expected ${what}, got ${JSON.stringify(value)}`);
   }
   return value;
 }
 
 function absolutePath(variable: string, value: string): string {
   if (!value.startsWith("/") || value.includes("\0")) {
-    throw configError(
-      variable,
-      `expected an absolute file path, got ${JSON.stringify(value)}`,
-    );
+    throw configError(variable, `expected an absolute file path, got ${JSON.stringify(value)}`);
   }
   return value;
 }
@@ -261,28 +218,18 @@ function parseAudienceTokens(env: Env): Record<string, string> {
     throw configError(
       variable,
       `expected a JSON object {"audience": "/token/path"}, got ${
-        Array.isArray(parsed)
-          ? "an array"
-          : parsed === null
-          ? "null"
-          : typeof parsed
+        Array.isArray(parsed) ? "an array" : parsed === null ? "null" : typeof parsed
       }`,
     );
   }
   const entries = Object.entries(parsed);
   if (entries.length > MAX_AUDIENCES) {
-    throw configError(
-      variable,
-      `at most ${MAX_AUDIENCES} audiences, got ${entries.length}`,
-    );
+    throw configError(variable, `at most ${MAX_AUDIENCES} audiences, got ${entries.length}`);
   }
   const result: Record<string, string> = {};
   for (const [audience, path] of entries) {
     // deno-lint-ignore no-control-regex
-    if (
-      audience.trim() === "" || audience.length > 1024 ||
-      /[\x00-\x20\x7f]/.test(audience)
-    ) {
+    if (audience.trim() === "" || audience.length > 1024 || /[\x00-\x20\x7f]/.test(audience)) {
       throw configError(
         variable,
         `audience ${
@@ -293,9 +240,9 @@ function parseAudienceTokens(env: Env): Record<string, string> {
     if (typeof path !== "string") {
       throw configError(
         variable,
-        `the token path for audience ${
-          JSON.stringify(audience)
-        } must be a string, got ${JSON.stringify(path)}`,
+        `the token path for audience ${JSON.stringify(audience)} must be a string, got ${
+          JSON.stringify(path)
+        }`,
       );
     }
     if (!path.startsWith("/") || path.includes("\0")) {
@@ -311,22 +258,13 @@ function parseAudienceTokens(env: Env): Record<string, string> {
   return result;
 }
 
-function contentSource(
-  env: Env,
-  inlineVariable: string,
-  fileVariable: string,
-): ContentSource {
+function contentSource(env: Env, inlineVariable: string, fileVariable: string): ContentSource {
   const inline = env(inlineVariable);
   const file = optional(env, fileVariable);
   if (inline !== undefined && inline !== "" && file !== undefined) {
-    throw configError(
-      fileVariable,
-      `set either ${inlineVariable} or ${fileVariable}, not both`,
-    );
+    throw configError(fileVariable, `set either ${inlineVariable} or ${fileVariable}, not both`);
   }
-  if (file !== undefined) {
-    return { kind: "file", path: absolutePath(fileVariable, file) };
-  }
+  if (file !== undefined) return { kind: "file", path: absolutePath(fileVariable, file) };
   if (inline !== undefined && inline !== "") {
     return { kind: "inline", bytes: new TextEncoder().encode(inline) };
   }
@@ -343,11 +281,7 @@ function parseRateLimit(env: Env): RateLimitConfig {
     requestsPerSecond,
     burst: burst === undefined
       ? Math.max(DEFAULT_RATE_LIMIT.burst, Math.ceil(requestsPerSecond))
-      : parseNumber(SIDECAR_ENV.rateLimitBurst, burst, {
-        min: 1,
-        max: 1_000_000,
-        integer: true,
-      }),
+      : parseNumber(SIDECAR_ENV.rateLimitBurst, burst, { min: 1, max: 1_000_000, integer: true }),
   };
 }
 
@@ -357,19 +291,14 @@ const ACCOUNT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,19}$/;
 function parseGuestAccess(env: Env): GuestAccessConfig {
   const passwordFile = optional(env, SIDECAR_ENV.adminPasswordFile);
   const access: GuestAccessConfig = {
-    adminPassword: passwordFile === undefined ? { kind: "none" } : {
-      kind: "file",
-      path: absolutePath(SIDECAR_ENV.adminPasswordFile, passwordFile),
-    },
+    adminPassword: passwordFile === undefined
+      ? { kind: "none" }
+      : { kind: "file", path: absolutePath(SIDECAR_ENV.adminPasswordFile, passwordFile) },
   };
   const keys = optional(env, SIDECAR_ENV.sshKeysDir);
-  if (keys !== undefined) {
-    access.sshKeysDir = absolutePath(SIDECAR_ENV.sshKeysDir, keys);
-  }
+  if (keys !== undefined) access.sshKeysDir = absolutePath(SIDECAR_ENV.sshKeysDir, keys);
   const state = optional(env, SIDECAR_ENV.stateDir);
-  if (state !== undefined) {
-    access.stateDir = absolutePath(SIDECAR_ENV.stateDir, state);
-  }
+  if (state !== undefined) access.stateDir = absolutePath(SIDECAR_ENV.stateDir, state);
   const user = name(
     env,
     SIDECAR_ENV.adminUsername,
@@ -384,16 +313,12 @@ function parseNetwork(env: Env): NetworkConfig {
   const bridges = optional(env, SIDECAR_ENV.bridgeName);
   const bridgeNames = bridges === undefined
     ? []
-    : bridges.split(",").map((bridge) => bridge.trim()).filter((bridge) =>
-      bridge !== ""
-    );
+    : bridges.split(",").map((bridge) => bridge.trim()).filter((bridge) => bridge !== "");
   for (const bridge of bridgeNames) {
     if (!BRIDGE_NAME.test(bridge)) {
       throw configError(
         SIDECAR_ENV.bridgeName,
-        `${
-          JSON.stringify(bridge)
-        } is not a valid interface name (1-15 characters)`,
+        `${JSON.stringify(bridge)} is not a valid interface name (1-15 characters)`,
       );
     }
   }
@@ -412,15 +337,10 @@ function parseNetwork(env: Env): NetworkConfig {
 function parseInstance(env: Env): InstanceConfig {
   const instance: InstanceConfig = { allowedAnnotations: [] };
   const labels = optional(env, SIDECAR_ENV.podLabelsFile);
-  if (labels !== undefined) {
-    instance.labelsFile = absolutePath(SIDECAR_ENV.podLabelsFile, labels);
-  }
+  if (labels !== undefined) instance.labelsFile = absolutePath(SIDECAR_ENV.podLabelsFile, labels);
   const annotations = optional(env, SIDECAR_ENV.podAnnotationsFile);
   if (annotations !== undefined) {
-    instance.annotationsFile = absolutePath(
-      SIDECAR_ENV.podAnnotationsFile,
-      annotations,
-    );
+    instance.annotationsFile = absolutePath(SIDECAR_ENV.podAnnotationsFile, annotations);
   }
   for (const pattern of list(env, SIDECAR_ENV.allowedAnnotations)) {
     if (pattern === "*" || /\s/.test(pattern)) {
@@ -442,9 +362,7 @@ function parsePodNetworks(env: Env): { podNetworks?: PodNetworksConfig } {
   if (from !== NETWORK_CONFIG_FROM_POD_NETWORKS) {
     throw configError(
       SIDECAR_ENV.networkConfigFrom,
-      `expected "${NETWORK_CONFIG_FROM_POD_NETWORKS}", got ${
-        JSON.stringify(from)
-      }`,
+      `expected "${NETWORK_CONFIG_FROM_POD_NETWORKS}", got ${JSON.stringify(from)}`,
     );
   }
   const subnets = list(env, SIDECAR_ENV.podNetworkSubnets).map((text) => {
@@ -452,9 +370,7 @@ function parsePodNetworks(env: Env): { podNetworks?: PodNetworksConfig } {
     if (subnet === undefined) {
       throw configError(
         SIDECAR_ENV.podNetworkSubnets,
-        `${
-          JSON.stringify(text)
-        } is not a subnet such as 192.168.10.0/24 or fd00:10::/64`,
+        `${JSON.stringify(text)} is not a subnet such as 192.168.10.0/24 or fd00:10::/64`,
       );
     }
     return subnet;
@@ -464,9 +380,7 @@ function parsePodNetworks(env: Env): { podNetworks?: PodNetworksConfig } {
     if (!BRIDGE_NAME.test(name)) {
       throw configError(
         SIDECAR_ENV.podInterfaces,
-        `${
-          JSON.stringify(name)
-        } is not a valid interface name (1-15 characters)`,
+        `${JSON.stringify(name)} is not a valid interface name (1-15 characters)`,
       );
     }
   }
@@ -485,6 +399,7 @@ function parsePodNetworks(env: Env): { podNetworks?: PodNetworksConfig } {
 
 /** A comma-separated variable as its non-empty, trimmed items. */
 function list(env: Env, variable: string): string[] {
-  return (optional(env, variable) ?? "").split(",").map((item) => item.trim())
-    .filter((item) => item !== "");
+  return (optional(env, variable) ?? "").split(",").map((item) => item.trim()).filter((item) =>
+    item !== ""
+  );
 }
