@@ -16,15 +16,16 @@ import {
 import {
   AF_PACKET,
   check,
-  ETH_P_ARP,
   interfaceIndex,
   libc,
   MSG_DONTWAIT,
-  POLLIN,
+  pollForInput,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_RAW,
+  sockaddrLl,
 } from "../../services/sidecar/kernel/libc.ts";
+import { ETH_P_ARP } from "../../services/sidecar/kernel/ethernet.ts";
 
 export interface ProbeResult {
   sent: number;
@@ -36,12 +37,7 @@ function openArpSocket(name: string): number {
   const index = interfaceIndex(name);
   if (index === 0) throw new Error(`no interface named ${name}`);
   const fd = check("socket", libc().socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  // sockaddr_ll: family u16, protocol be16, ifindex i32, then fields unused by bind.
-  const address = new Uint8Array(20);
-  const view = new DataView(address.buffer);
-  view.setUint16(0, AF_PACKET, true);
-  view.setUint16(2, ETH_P_ARP, false);
-  view.setInt32(4, index, true);
+  const address = sockaddrLl(index, ETH_P_ARP);
   check("bind", libc().bind(fd, address, address.length));
   return fd;
 }
@@ -61,10 +57,7 @@ export function probeArp(
   const fd = openArpSocket(iface);
   const request = buildArpRequest(interfaceMac(iface), sourceIp, targetIp);
   const buffer = new Uint8Array(1600);
-  const pollfd = new Uint8Array(8);
-  const view = new DataView(pollfd.buffer);
-  view.setInt32(0, fd, true);
-  view.setInt16(4, POLLIN, true);
+  const pollfds = pollForInput([fd]);
   const replies: Record<string, number[]> = {};
   let responders = 0;
 
@@ -83,8 +76,7 @@ export function probeArp(
       while (round === 0 || seen.size < responders) {
         const left = Math.ceil(started + window - performance.now());
         if (left <= 0) break;
-        view.setInt16(6, 0, true);
-        if (libc().poll(pollfd, 1n, left) <= 0) continue;
+        if (libc().poll(pollfds.bytes, pollfds.count, left) <= 0) continue;
         const length = Number(libc().recv(fd, buffer, BigInt(buffer.length), MSG_DONTWAIT));
         const elapsed = performance.now() - started;
         if (length <= 0) continue;

@@ -11,11 +11,7 @@ import {
   buildArpRequest,
   parseArpFrame,
 } from "../../services/sidecar/kernel/arp_packet.ts";
-import {
-  type ArpTarget,
-  sockaddrLl,
-  startArpResponder,
-} from "../../services/sidecar/datapath/arp_responder.ts";
+import { type ArpTarget, startArpResponder } from "../../services/sidecar/datapath/arp_responder.ts";
 import {
   attachToBridge,
   ensureLoopbackAddress,
@@ -24,40 +20,38 @@ import {
 import {
   AF_PACKET,
   check,
-  ETH_P_ARP,
   isSyscallError,
   libc,
   MSG_DONTWAIT,
   PACKET_OUTGOING,
-  POLLIN,
+  pollForInput,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_RAW,
+  sockaddrLl,
 } from "../../services/sidecar/kernel/libc.ts";
+import { ETH_P_ARP } from "../../services/sidecar/kernel/ethernet.ts";
 import {
   addIpv4Address,
   addRule,
   createVethPair,
-  deleteFdbEntry,
   deleteLink,
   deleteRoute,
   deleteRule,
-  fdbPortOf,
   findLink,
   IPV4_DEVCONF,
   type Link,
-  listFdb,
   listIpv4Addresses,
   listNeighbours,
   listRoutes,
   listRules,
-  replaceFdbEntry,
   replaceNeighbour,
   replaceRoute,
   setIpv4Conf,
   setLink,
 } from "../../services/sidecar/kernel/rtnetlink.ts";
 import { buildTcpSyn } from "../../services/sidecar/kernel/syn_packet.ts";
+import { deleteFdbEntry, fdbPortOf, listFdb, replaceFdbEntry } from "./fdb.ts";
 
 function sh(...args: string[]): string {
   const output = new Deno.Command(args[0], { args: args.slice(1) }).outputSync();
@@ -103,16 +97,17 @@ async function exchange(
 ) {
   if (frame) libc().send(fd, frame, BigInt(frame.length), 0);
   const seen: ArpPacket[] = [];
-  const pollfd = new Uint8Array(8);
-  const view = new DataView(pollfd.buffer);
-  view.setInt32(0, fd, true);
-  view.setInt16(4, POLLIN, true);
+  const pollfds = pollForInput([fd]);
   const buffer = new Uint8Array(2048);
   const from = new Uint8Array(20);
   const fromLength = new Uint32Array([from.length]);
   const until = Date.now() + waitMs;
   while (Date.now() < until) {
-    const ready = await libc().pollAsync(pollfd, 1n, Math.max(1, until - Date.now()));
+    const ready = await libc().pollAsync(
+      pollfds.bytes,
+      pollfds.count,
+      Math.max(1, until - Date.now()),
+    );
     if (ready <= 0) continue;
     for (;;) {
       fromLength[0] = from.length;

@@ -19,13 +19,14 @@ import {
   check,
   EFD_CLOEXEC,
   errno,
-  ETH_P_ALL,
   libc,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_RAW,
+  sockaddrLl,
   syscallError,
 } from "../kernel/libc.ts";
+import { ETH_P_ALL } from "../kernel/ethernet.ts";
 
 export type { ArpTarget };
 
@@ -37,20 +38,11 @@ export interface ArpResponder {
   stop(): Promise<void>;
 }
 
-/** sockaddr_ll: family u16, protocol be16, ifindex i32, hatype u16, pkttype u8, halen u8, addr[8]. */
-export function sockaddrLl(interfaceIndex: number, protocol: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(20);
-  const view = new DataView(bytes.buffer);
-  view.setUint16(0, AF_PACKET, true);
-  view.setUint16(2, protocol, false);
-  view.setInt32(4, interfaceIndex, true);
-  return bytes;
-}
-
 /**
  * A nonblocking packet socket that receives, from every interface (`interfaceIndex` 0) or one,
- * only ARP who-has requests for `address` and TCP SYNs to it (kernel/arp_syn_filter.ts). ETH_P_ALL taps frames as they enter a bridge port,
- * before the bridge takes them, so the ingress port is known.
+ * only ARP who-has requests for `address` and TCP SYNs to it (kernel/arp_syn_filter.ts). ETH_P_ALL
+ * taps frames as they enter a bridge port, before the bridge takes them, so the ingress port
+ * is known.
  */
 export function openArpRequestSocket(address: string, interfaceIndex = 0): number {
   // Protocol 0 at creation: the socket sees nothing until the filter is on and bind() names

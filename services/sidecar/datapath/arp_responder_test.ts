@@ -1,22 +1,7 @@
 import { assertEquals, assertMatch } from "../../../testing/assert.ts";
 import { buildArpReply, buildArpRequest, parseArpFrame } from "../kernel/arp_packet.ts";
-import { sockaddrLl } from "./arp_responder.ts";
 import { netnsTest, runScenario } from "../../../testing/netns/harness.ts";
 import type { ArpPacket } from "../kernel/arp_packet.ts";
-
-Deno.test("sockaddr_ll puts the protocol in network order and the ifindex in host order", () => {
-  assertEquals([...sockaddrLl(5, 0x0806)], [
-    17,
-    0,
-    0x08,
-    0x06,
-    5,
-    0,
-    0,
-    0,
-    ...new Array(12).fill(0),
-  ]);
-});
 
 Deno.test("a reply built for a parsed request parses back as the answer to it", () => {
   const request = parseArpFrame(

@@ -32,7 +32,7 @@ import {
   isRequestFor,
   parseArpFrame,
 } from "../kernel/arp_packet.ts";
-import { isLinkLocal, knownClients, learnClient } from "./attach.ts";
+import { knownClients, learnClient } from "./attach.ts";
 import {
   type ClientVerdict,
   createRefusals,
@@ -42,17 +42,19 @@ import {
   readPodRouting,
 } from "./guest_route_policy.ts";
 import {
-  AF_PACKET,
   EAGAIN,
   errno,
-  ETH_P_ARP,
-  ETH_P_IP,
   libc,
   MSG_DONTWAIT,
   PACKET_OUTGOING,
-  POLLIN,
+  pollForInput,
+  sockaddrLl,
+  sockaddrLlInterface,
+  sockaddrLlPacketType,
   syscallError,
 } from "../kernel/libc.ts";
+import { ETH_P_ARP, ETH_P_IP, ethertypeOf } from "../kernel/ethernet.ts";
+import { onLinkLocalNetwork } from "../kernel/ipv4.ts";
 import { SIDECAR_VETH_PREFIX } from "./interface_names.ts";
 import { parseTcpSyn, readdressFrame } from "../kernel/syn_packet.ts";
 
@@ -113,7 +115,6 @@ const served = new Map<string, Served>();
 const frame = new Uint8Array(2048);
 const from = new Uint8Array(20);
 const fromLength = new Uint32Array(1);
-const to = new Uint8Array(20);
 let fd = -1;
 let wake = -1;
 let logLevel: LogLevel = "info";
@@ -267,7 +268,7 @@ function setTargets(targets: ArpTarget[]): void {
 
 /** A frame from a VM port: an ARP request to answer, or a SYN to learn the way back from. */
 function handle(entry: Served, bytes: Uint8Array): void {
-  if (bytes[12] === 0x08 && bytes[13] === 0x06) reply(entry, bytes); // ethertype ARP
+  if (ethertypeOf(bytes) === ETH_P_ARP) reply(entry, bytes);
   else learnFromConnection(entry, bytes);
 }
 
@@ -278,7 +279,7 @@ function reply(entry: Served, frameBytes: Uint8Array): void {
   let learned = false;
   let learnError: unknown;
   if (
-    entry.learnRoutes && isLinkLocal(request.senderIp) &&
+    entry.learnRoutes && onLinkLocalNetwork(request.senderIp) &&
     entry.clients.get(request.senderIp) !== request.senderMac &&
     !mayLearn(entry, request.senderIp, request.senderMac)
   ) {
@@ -324,7 +325,10 @@ function reply(entry: Served, frameBytes: Uint8Array): void {
 function learnFromConnection(entry: Served, frameBytes: Uint8Array): void {
   if (!entry.learnRoutes) return;
   const syn = parseTcpSyn(frameBytes);
-  if (!syn || syn.destinationIp !== entry.address || !isLinkLocal(syn.sourceIp)) return;
+  if (
+    !syn || syn.destinationIp !== entry.address || !onLinkLocalNetwork(syn.sourceIp) ||
+    syn.sourceIp === entry.address
+  ) return;
   if (entry.clients.get(syn.sourceIp) === syn.ethernetSource) return;
   if (!mayLearn(entry, syn.sourceIp, syn.ethernetSource)) return;
   const client = { client: syn.sourceIp, clientMac: syn.ethernetSource };
@@ -357,10 +361,7 @@ function learnFromConnection(entry: Served, frameBytes: Uint8Array): void {
 }
 
 function sendFrame(bytes: Uint8Array<ArrayBuffer>, ifindex: number, protocol: number): number {
-  const view = new DataView(to.buffer);
-  view.setUint16(0, AF_PACKET, true);
-  view.setUint16(2, protocol, false);
-  view.setInt32(4, ifindex, true);
+  const to = sockaddrLl(ifindex, protocol);
   return Number(libc().sendto(fd, bytes, BigInt(bytes.length), 0, to, to.length));
 }
 
@@ -408,8 +409,8 @@ function drain(): void {
       if (code === EAGAIN) return;
       throw syscallError("receive ARP requests", code);
     }
-    if (from[10] === PACKET_OUTGOING) continue;
-    const ingress = new DataView(from.buffer).getInt32(4, true);
+    if (sockaddrLlPacketType(from) === PACKET_OUTGOING) continue;
+    const ingress = sockaddrLlInterface(from);
     const entry = byPort.get(ingress);
     if (entry) {
       handle(entry, frame.subarray(0, got));
@@ -435,12 +436,7 @@ function drain(): void {
 }
 
 async function loop(): Promise<void> {
-  const pollfds = new Uint8Array(16);
-  const view = new DataView(pollfds.buffer);
-  view.setInt32(0, fd, true);
-  view.setInt16(4, POLLIN, true);
-  view.setInt32(8, wake, true);
-  view.setInt16(12, POLLIN, true);
+  const pollfds = pollForInput([fd, wake]);
   const counter = new Uint8Array(8);
   try {
     for (;;) {
@@ -450,15 +446,15 @@ async function loop(): Promise<void> {
       const next = Math.min(...announcements.map((item) => item.due));
       const timeout = announcements.length > 0 ? Math.max(0, next - Date.now()) : -1;
       flushLogs(); // before blocking: nothing waits unwritten while idle
-      const ready = libc().poll(pollfds, 2n, timeout);
+      const ready = libc().poll(pollfds.bytes, pollfds.count, timeout);
       announceDue(Date.now());
       if (ready <= 0) continue; // timeout or EINTR
       // Messages first: queued frames may be for a bridge the next message adds.
-      if (view.getInt16(14, true) & POLLIN && Number(libc().read(wake, counter, 8n)) === 8) {
+      if (pollfds.readable(1) && Number(libc().read(wake, counter, 8n)) === 8) {
         announced += Number(new DataView(counter.buffer).getBigUint64(0, true));
         continue;
       }
-      if (view.getInt16(6, true) & POLLIN) drain();
+      if (pollfds.readable(0)) drain();
     }
   } catch (error) {
     self.postMessage({ type: "failed", error: String(error) } satisfies FromWorker);

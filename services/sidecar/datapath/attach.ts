@@ -9,7 +9,9 @@
 
 import { METADATA_ADDRESS } from "../../shared/contract.ts";
 import type { Logger } from "../../shared/log.ts";
-import { vethNames } from "./interface_names.ts";
+import { LOOPBACK, vethNames } from "./interface_names.ts";
+import { formatMac } from "../kernel/ethernet.ts";
+import { isLinkLocalUnicast } from "../kernel/ipv4.ts";
 import {
   addIpv4Address,
   createVethPair,
@@ -53,10 +55,10 @@ export interface Attachment {
  * before any bridge exists and passt's sockets in the pod namespace reach it.
  */
 export function ensureLoopbackAddress(log: Logger): void {
-  const lo = findLink("lo");
+  const lo = findLink(LOOPBACK);
   if (!lo) throw new Error("the network namespace has no loopback interface");
-  if (!lo.up) setLink(lo.index, { up: true }, "lo");
-  if (addIpv4Address(lo.index, METADATA_CIDR, { what: "lo" })) {
+  if (!lo.up) setLink(lo.index, { up: true }, LOOPBACK);
+  if (addIpv4Address(lo.index, METADATA_CIDR, { what: LOOPBACK })) {
     log.info(`added ${METADATA_CIDR} to loopback`);
   } else {
     log.info(`${METADATA_CIDR} is already on loopback`);
@@ -72,7 +74,7 @@ export function bridgePortMac(
 ): string {
   const bytes = random(new Uint8Array(6));
   bytes[0] = 0xfe;
-  return [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join(":");
+  return formatMac(bytes);
 }
 
 /** Settings on the sidecar end: the kernel never answers ARP there (the responder does, for
@@ -181,9 +183,12 @@ export function attachmentIntact(
     );
 }
 
-/** 169.254.0.0/16, the only clients that need a route back through the veth. */
+/**
+ * The only clients that get a route back through the veth: link-local hosts (RFC 3927 §2.1,
+ * 169.254.1.0 – 169.254.254.255), other than the metadata address.
+ */
 export function isLinkLocal(address: string): boolean {
-  return address.startsWith("169.254.") && address !== METADATA_ADDRESS;
+  return isLinkLocalUnicast(address) && address !== METADATA_ADDRESS;
 }
 
 /**

@@ -7,10 +7,11 @@ Deno.test("bridge-side MACs start with fe (never a bridge's lowest port MAC) and
   assertMatch(bridgePortMac(), /^fe(:[0-9a-f]{2}){5}$/);
 });
 
-Deno.test("only 169.254.0.0/16 clients other than the metadata address get a learned route", () => {
+Deno.test("only link-local clients other than the metadata address get a learned route", () => {
   assert(isLinkLocal("169.254.100.100"));
   assert(!isLinkLocal("169.254.169.254"));
   assert(!isLinkLocal("10.0.2.2"));
+  assert(!isLinkLocal("169.254.0.7"), "RFC 3927 reserves 169.254.0.0/24 and 169.254.255.0/24");
 });
 
 interface AttachResult {

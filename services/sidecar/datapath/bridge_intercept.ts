@@ -3,9 +3,9 @@
  * 169.254.169.254 through the cluster gateway, and without this its metadata requests
  * would leave the pod (on a cloud node, to the node's own metadata service).
  *
- * - intercept_ruleset.ts: a `bridge` nftables table that re-addresses the guest's frames
+ * - bridge_intercept_ruleset.ts: a `bridge` nftables table that re-addresses the guest's frames
  *   for 169.254.169.254 to the sidecar veth and drops any copy headed elsewhere;
- * - intercept_routing.ts: a policy rule and table that send the replies back out of the
+ * - bridge_intercept_routing.ts: a policy rule and table that send the replies back out of the
  *   sidecar veth (the guest's address is also local in the pod).
  *
  * Least privilege: both go through netlink (NETLINK_NETFILTER, NETLINK_ROUTE) and need
@@ -20,12 +20,12 @@
  * frames for 169.254.169.254 still go to the sidecar veth (answered by a reset) or are
  * dropped; they never leave through the uplink. The table goes with the pod.
  *
- * Call `installIntercept` after every (re)attachment and again on later link events while
- * the bridge exists: KubeVirt creates the placeholder holding the guest's address after
- * the bridge, and a repeated call with nothing new is cheap.
+ * Call `install` (of createBridgeIntercept's handle) after every (re)attachment and again on
+ * later link events while the bridge exists: KubeVirt creates the placeholder holding the
+ * guest's address after the bridge, and a repeated call with nothing new is cheap.
  */
 
-import { KUBEVIRT, METADATA_ADDRESS } from "../../shared/contract.ts";
+import { METADATA_ADDRESS } from "../../shared/contract.ts";
 import type { Logger } from "../../shared/log.ts";
 import {
   type BatchMessage,
@@ -56,6 +56,13 @@ import {
   listLinks,
   type Route,
 } from "../kernel/rtnetlink.ts";
+import {
+  isKubevirtDhcpServerAddress,
+  isUplinkName,
+  isVmPortName,
+  kubevirtTapName,
+  placeholderNames,
+} from "./interface_names.ts";
 
 export interface InterceptContext {
   bridge: string;
@@ -101,21 +108,6 @@ export interface BridgeView {
   guestAddresses: string[];
 }
 
-/** The fake address KubeVirt's DHCP server uses on a bridge-binding bridge (169.254.75.1N). */
-export const KUBEVIRT_DHCP_SERVER_PREFIX = "169.254.75.";
-
-/**
- * KubeVirt's tap name for a bridge: `k6t-eth0` → tap0, `k6t-net1` → tap1 (tap + pod
- * interface name minus its first three letters), `k6t-<11 hex>` → tap<11 hex> (the pod
- * interface was pod<11 hex>).
- */
-export function kubevirtTapName(bridge: string): string | undefined {
-  if (!bridge.startsWith(KUBEVIRT.bridgePrefix)) return undefined;
-  const rest = bridge.slice(KUBEVIRT.bridgePrefix.length);
-  if (/^[0-9a-f]{11}$/.test(rest)) return `tap${rest}`;
-  return rest.length > 3 ? `tap${rest.slice(3)}` : undefined;
-}
-
 function isHostAddress(address: string): boolean {
   return !address.startsWith("127.") && !address.startsWith("169.254.");
 }
@@ -136,16 +128,14 @@ export function viewBridge(
   const vmPorts = [
     ...new Set([
       ...(tap ? [tap] : []),
-      ...ports.filter((port) => port.name.startsWith("tap")).map((port) => port.name),
+      ...ports.filter((port) => isVmPortName(port.name)).map((port) => port.name),
     ]),
   ];
-  const uplinks = ports.filter((port) => port.name.endsWith("-nic")).map((port) => port.name);
+  const uplinks = ports.filter((port) => isUplinkName(port.name)).map((port) => port.name);
   const guestAddresses: string[] = [];
   for (const uplink of uplinks) {
-    const name = uplink.slice(0, -"-nic".length);
-    const placeholder = links.find((link) =>
-      (link.name === name || link.name === `pod${name}`) && link.master === 0
-    );
+    const names = placeholderNames(uplink);
+    const placeholder = links.find((link) => names.includes(link.name) && link.master === 0);
     if (!placeholder) continue;
     for (const address of addresses) {
       if (address.index === placeholder.index && isHostAddress(address.address)) {
@@ -154,7 +144,7 @@ export function viewBridge(
     }
   }
   const servesDhcp = addresses.some((address) =>
-    address.index === bridge.index && address.address.startsWith(KUBEVIRT_DHCP_SERVER_PREFIX)
+    address.index === bridge.index && isKubevirtDhcpServerAddress(address.address)
   );
   return {
     vmPorts,
@@ -180,16 +170,22 @@ interface Installed {
   waitingForAddress: boolean;
 }
 
-/** Bridges intercepted by this process, by name. */
-const installed = new Map<string, Installed>();
-/** The targets last written to the kernel by this process ("" before the first write). */
-let appliedTable = "";
-/**
- * The nftables ruleset generation at which the table was last found as written; undefined
- * until checked after a write. The generation moves with every commit in the namespace, so
- * while it stays put the table cannot have changed.
- */
-let checkedGeneration: number | undefined;
+/** The interception of one sidecar process: what it installed, and where. */
+export interface BridgeIntercept {
+  /**
+   * Intercepts guest traffic for 169.254.169.254 on `ctx.bridge` (idempotent). The table is
+   * written (atomically) only when what it should hold changed, or when the kernel's copy was
+   * deleted or altered by someone else since — each call checks that cheaply, without a commit
+   * (a commit costs milliseconds of a blocked event loop) — and always on the first call.
+   */
+  install(ctx: InterceptContext): InterceptStatus;
+  /**
+   * Stops intercepting on `ctx.bridge` (bridge gone, or interception turned off). Never throws
+   * because something is already gone. Not meant for SIGTERM: leaving the table in place keeps
+   * the guest's metadata traffic inside the pod while the sidecar restarts.
+   */
+  remove(ctx: InterceptContext): void;
+}
 
 function commitBatch(messages: BatchMessage[], what: string): void {
   const sock = openNetlink(NETLINK_NETFILTER);
@@ -198,62 +194,6 @@ function commitBatch(messages: BatchMessage[], what: string): void {
   } finally {
     closeNetlink(sock);
   }
-}
-
-/**
- * Whether the table written last is no longer what the kernel holds (deleted, flushed or
- * trimmed by someone else). One netlink request while nothing changed in nftables; a few
- * dumps of the table otherwise. Never a commit.
- */
-function tableAltered(targets: InterceptTarget[]): boolean {
-  const sock = openNetlink(NETLINK_NETFILTER);
-  try {
-    const generation = rulesetGeneration(sock);
-    if (generation === checkedGeneration) return false;
-    const now = readTableShape(sock, INTERCEPT_TABLE);
-    const expected = batchShape(interceptBatch(targets), INTERCEPT_TABLE);
-    if (
-      !now || now.chains !== expected.chains || now.rules !== expected.rules ||
-      now.setElements !== expected.setElements
-    ) {
-      return true;
-    }
-    checkedGeneration = generation;
-    return false;
-  } finally {
-    closeNetlink(sock);
-  }
-}
-
-/**
- * Writes the nftables table for every installed bridge when its content changed, or, with
- * `verify`, when the kernel's copy was altered behind this process's back. True when written.
- * The first call in a process always writes (replacing whatever an earlier run left).
- */
-function applyTable(verify: boolean, log?: Logger): boolean {
-  const targets = [...installed.values()].map((entry) => entry.target);
-  const key = JSON.stringify(targets);
-  if (key === appliedTable) {
-    if (!verify || targets.length === 0 || !tableAltered(targets)) return false;
-    log?.warn(
-      `nftables table bridge ${INTERCEPT_TABLE.table} was changed or deleted by something else; writing it again`,
-      { table: `bridge ${INTERCEPT_TABLE.table}` },
-    );
-  }
-  if (targets.length === 0) {
-    commitBatch(removalBatch(), `remove nftables table bridge ${INTERCEPT_TABLE.table}`);
-  } else {
-    commitBatch(interceptBatch(targets), `install nftables table bridge ${INTERCEPT_TABLE.table}`);
-  }
-  appliedTable = key;
-  checkedGeneration = undefined;
-  return true;
-}
-
-/** Our policy rule exists exactly while some bridge-binding guest needs it. */
-function syncReplyRule(): boolean {
-  const needed = [...installed.values()].some((entry) => entry.routes.length > 0);
-  return needed ? ensureReplyRule() : removeReplyRule();
 }
 
 /** The reply routes `ctx` implies now (for removing what an earlier run installed). */
@@ -266,128 +206,177 @@ function currentRoutes(ctx: InterceptContext): Route[] {
 }
 
 /**
- * Intercepts guest traffic for 169.254.169.254 on `ctx.bridge` (idempotent). The table is
- * written (atomically) only when what it should hold changed, or when the kernel's copy was
- * deleted or altered by someone else since — each call checks that cheaply, without a commit
- * (a commit costs milliseconds of a blocked event loop) — and always on a process's first call.
+ * A fresh interception state. The sidecar keeps one for its lifetime; its first install
+ * replaces whatever table an earlier run left.
  */
-export function installIntercept(ctx: InterceptContext): InterceptStatus {
-  const links = listLinks();
-  const bridge = links.find((link) => link.index === ctx.bridgeIndex && link.name === ctx.bridge);
-  if (!bridge) throw new Error(`cannot intercept on bridge ${ctx.bridge}: it no longer exists`);
-  const view = viewBridge(bridge, links, listIpv4Addresses(), ctx.vethBridgeSide);
-  const target: InterceptTarget = {
-    bridge: ctx.bridge,
-    bridgeMac: bridge.mac,
-    vmPorts: view.vmPorts,
-    sidecarPort: ctx.vethBridgeSide,
-    sidecarMac: ctx.vethMac,
-  };
-  const routes = view.guestAddresses.map((guest) => replyRoute(guest, ctx.vethSidecarIndex));
-  const bridgeBinding = isBridgeBindingWithAddresses(view);
-  const waitingForAddress = bridgeBinding && view.guestAddresses.length === 0;
-  const previous = installed.get(ctx.bridge);
-  installed.set(ctx.bridge, { target, routes, waitingForAddress });
+export function createBridgeIntercept(): BridgeIntercept {
+  /** Bridges intercepted through this handle, by name. */
+  const installed = new Map<string, Installed>();
+  /** The targets last written to the kernel ("" before the first write). */
+  let appliedTable = "";
+  /**
+   * The nftables ruleset generation at which the table was last found as written; undefined
+   * until checked after a write. The generation moves with every commit in the namespace, so
+   * while it stays put the table cannot have changed.
+   */
+  let checkedGeneration: number | undefined;
 
-  const tableChanged = applyTable(true, ctx.log);
-  const ruleChanged = syncReplyRoutesAndRule(previous?.routes ?? [], routes);
-  const changed = tableChanged || ruleChanged;
-  const fields = {
-    bridge: ctx.bridge,
-    table: `bridge ${INTERCEPT_TABLE.table}`,
-    routeTable: REPLY_TABLE,
-    vmPorts: view.vmPorts,
-    guestAddresses: view.guestAddresses,
+  /**
+   * Whether the table written last is no longer what the kernel holds (deleted, flushed or
+   * trimmed by someone else). One netlink request while nothing changed in nftables; a few
+   * dumps of the table otherwise. Never a commit.
+   */
+  const tableAltered = (targets: InterceptTarget[]): boolean => {
+    const sock = openNetlink(NETLINK_NETFILTER);
+    try {
+      const generation = rulesetGeneration(sock);
+      if (generation === checkedGeneration) return false;
+      const now = readTableShape(sock, INTERCEPT_TABLE);
+      const expected = batchShape(interceptBatch(targets), INTERCEPT_TABLE);
+      if (
+        !now || now.chains !== expected.chains || now.rules !== expected.rules ||
+        now.setElements !== expected.setElements
+      ) {
+        return true;
+      }
+      checkedGeneration = generation;
+      return false;
+    } finally {
+      closeNetlink(sock);
+    }
   };
-  if (changed && bridgeBinding) {
-    ctx.log.info(
-      `intercepting ${METADATA_ADDRESS} on bridge ${ctx.bridge} (bridge binding): the guest's ` +
-        `packets for it go to ${ctx.vethSidecarSide} (${ctx.vethMac}) and never leave through ` +
-        view.uplinks.join(", ") +
-        (view.guestAddresses.length > 0
-          ? `; replies to ${view.guestAddresses.join(", ")} leave through ${ctx.vethSidecarSide}`
-          : ""),
-      fields,
-    );
-  } else if (changed) {
-    ctx.log.info(
-      `guarding ${METADATA_ADDRESS} on bridge ${ctx.bridge}: frames for it from ${
-        view.vmPorts.join(", ") || "VM ports"
-      } reach only ${ctx.vethSidecarSide} (${ctx.vethMac})` +
-        (view.uplinks.length > 0
-          ? ` and never leave through ${view.uplinks.join(", ")}`
-          : "; those sent to the bridge itself are routed by the pod as before"),
-      fields,
-    );
-  }
-  if (waitingForAddress && !previous?.waitingForAddress) {
-    ctx.log.info(
-      `bridge ${ctx.bridge} uses bridge binding but the guest's address is not known yet ` +
-        `(KubeVirt has not created the placeholder interface); will retry on the next change`,
-      { bridge: ctx.bridge },
-    );
-  }
-  const status: InterceptStatus = {
-    bridge: ctx.bridge,
-    bridgeBinding,
-    vmPorts: view.vmPorts,
-    guestAddresses: view.guestAddresses,
-    changed,
+
+  /**
+   * Writes the nftables table for every installed bridge when its content changed, or, with
+   * `verify`, when the kernel's copy was altered behind this handle's back. True when written.
+   */
+  const applyTable = (verify: boolean, log?: Logger): boolean => {
+    const targets = [...installed.values()].map((entry) => entry.target);
+    const key = JSON.stringify(targets);
+    if (key === appliedTable) {
+      if (!verify || targets.length === 0 || !tableAltered(targets)) return false;
+      log?.warn(
+        `nftables table bridge ${INTERCEPT_TABLE.table} was changed or deleted by something else; writing it again`,
+        { table: `bridge ${INTERCEPT_TABLE.table}` },
+      );
+    }
+    if (targets.length === 0) {
+      commitBatch(removalBatch(), `remove nftables table bridge ${INTERCEPT_TABLE.table}`);
+    } else {
+      commitBatch(
+        interceptBatch(targets),
+        `install nftables table bridge ${INTERCEPT_TABLE.table}`,
+      );
+    }
+    appliedTable = key;
+    checkedGeneration = undefined;
+    return true;
   };
-  return status;
-}
 
-function syncReplyRoutesAndRule(before: Route[], after: Route[]): boolean {
-  let changed = false;
-  const key = (route: Route) => `${route.destination}@${route.device}`;
-  const wanted = new Set(after.map(key));
-  for (const route of before) {
-    if (!wanted.has(key(route))) changed = deleteReplyRoute(route) || changed;
-  }
-  const had = new Set(before.map(key));
-  for (const route of after) {
-    addReplyRoute(route);
-    if (!had.has(key(route))) changed = true;
-  }
-  return syncReplyRule() || changed;
-}
+  /** Our policy rule exists exactly while some bridge-binding guest needs it. */
+  const syncReplyRule = (): boolean => {
+    const needed = [...installed.values()].some((entry) => entry.routes.length > 0);
+    return needed ? ensureReplyRule() : removeReplyRule();
+  };
 
-/**
- * Stops intercepting on `ctx.bridge` (bridge gone, or interception turned off). Never throws
- * because something is already gone. Not meant for SIGTERM: leaving the table in place keeps
- * the guest's metadata traffic inside the pod while the sidecar restarts.
- */
-export function removeIntercept(ctx: InterceptContext): void {
-  const entry = installed.get(ctx.bridge);
-  installed.delete(ctx.bridge);
-  try {
-    applyTable(false);
-    for (const route of entry?.routes ?? currentRoutes(ctx)) deleteReplyRoute(route);
-    syncReplyRule();
-  } catch (error) {
-    ctx.log.warn(`could not fully remove the interception on bridge ${ctx.bridge}`, {
+  const syncReplyRoutesAndRule = (before: Route[], after: Route[]): boolean => {
+    let changed = false;
+    const key = (route: Route) => `${route.destination}@${route.device}`;
+    const wanted = new Set(after.map(key));
+    for (const route of before) {
+      if (!wanted.has(key(route))) changed = deleteReplyRoute(route) || changed;
+    }
+    const had = new Set(before.map(key));
+    for (const route of after) {
+      addReplyRoute(route);
+      if (!had.has(key(route))) changed = true;
+    }
+    return syncReplyRule() || changed;
+  };
+
+  const install = (ctx: InterceptContext): InterceptStatus => {
+    const links = listLinks();
+    const bridge = links.find((link) => link.index === ctx.bridgeIndex && link.name === ctx.bridge);
+    if (!bridge) throw new Error(`cannot intercept on bridge ${ctx.bridge}: it no longer exists`);
+    const view = viewBridge(bridge, links, listIpv4Addresses(), ctx.vethBridgeSide);
+    const target: InterceptTarget = {
       bridge: ctx.bridge,
-      error: error instanceof Error ? error.message : String(error),
-    });
-    return;
-  }
-  ctx.log.info(`stopped intercepting ${METADATA_ADDRESS} on bridge ${ctx.bridge}`, {
-    bridge: ctx.bridge,
-  });
-}
+      bridgeMac: bridge.mac,
+      vmPorts: view.vmPorts,
+      sidecarPort: ctx.vethBridgeSide,
+      sidecarMac: ctx.vethMac,
+    };
+    const routes = view.guestAddresses.map((guest) => replyRoute(guest, ctx.vethSidecarIndex));
+    const bridgeBinding = isBridgeBindingWithAddresses(view);
+    const waitingForAddress = bridgeBinding && view.guestAddresses.length === 0;
+    const previous = installed.get(ctx.bridge);
+    installed.set(ctx.bridge, { target, routes, waitingForAddress });
 
-/**
- * Removes everything the interception ever installed in this namespace, including what an
- * earlier run left behind: the nftables table, the policy rule and the routes this process
- * knows of (routes through a deleted veth vanish with it).
- */
-export function removeAllIntercepts(log: Logger): void {
-  const routes = [...installed.values()].flatMap((entry) => entry.routes);
-  installed.clear();
-  appliedTable = "";
-  checkedGeneration = undefined;
-  commitBatch(removalBatch(), `remove nftables table bridge ${INTERCEPT_TABLE.table}`);
-  for (const route of routes) deleteReplyRoute(route);
-  removeReplyRule();
-  log.info(`removed the ${METADATA_ADDRESS} interception from every bridge`);
+    const tableChanged = applyTable(true, ctx.log);
+    const ruleChanged = syncReplyRoutesAndRule(previous?.routes ?? [], routes);
+    const changed = tableChanged || ruleChanged;
+    const fields = {
+      bridge: ctx.bridge,
+      table: `bridge ${INTERCEPT_TABLE.table}`,
+      routeTable: REPLY_TABLE,
+      vmPorts: view.vmPorts,
+      guestAddresses: view.guestAddresses,
+    };
+    if (changed && bridgeBinding) {
+      ctx.log.info(
+        `intercepting ${METADATA_ADDRESS} on bridge ${ctx.bridge} (bridge binding): the guest's ` +
+          `packets for it go to ${ctx.vethSidecarSide} (${ctx.vethMac}) and never leave through ` +
+          view.uplinks.join(", ") +
+          (view.guestAddresses.length > 0
+            ? `; replies to ${view.guestAddresses.join(", ")} leave through ${ctx.vethSidecarSide}`
+            : ""),
+        fields,
+      );
+    } else if (changed) {
+      ctx.log.info(
+        `guarding ${METADATA_ADDRESS} on bridge ${ctx.bridge}: frames for it from ${
+          view.vmPorts.join(", ") || "VM ports"
+        } reach only ${ctx.vethSidecarSide} (${ctx.vethMac})` +
+          (view.uplinks.length > 0
+            ? ` and never leave through ${view.uplinks.join(", ")}`
+            : "; those sent to the bridge itself are routed by the pod as before"),
+        fields,
+      );
+    }
+    if (waitingForAddress && !previous?.waitingForAddress) {
+      ctx.log.info(
+        `bridge ${ctx.bridge} uses bridge binding but the guest's address is not known yet ` +
+          `(KubeVirt has not created the placeholder interface); will retry on the next change`,
+        { bridge: ctx.bridge },
+      );
+    }
+    return {
+      bridge: ctx.bridge,
+      bridgeBinding,
+      vmPorts: view.vmPorts,
+      guestAddresses: view.guestAddresses,
+      changed,
+    };
+  };
+
+  const remove = (ctx: InterceptContext): void => {
+    const entry = installed.get(ctx.bridge);
+    installed.delete(ctx.bridge);
+    try {
+      applyTable(false);
+      for (const route of entry?.routes ?? currentRoutes(ctx)) deleteReplyRoute(route);
+      syncReplyRule();
+    } catch (error) {
+      ctx.log.warn(`could not fully remove the interception on bridge ${ctx.bridge}`, {
+        bridge: ctx.bridge,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return;
+    }
+    ctx.log.info(`stopped intercepting ${METADATA_ADDRESS} on bridge ${ctx.bridge}`, {
+      bridge: ctx.bridge,
+    });
+  };
+
+  return { install, remove };
 }

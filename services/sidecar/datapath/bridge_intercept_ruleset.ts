@@ -27,14 +27,14 @@
 import { METADATA_ADDRESS } from "../../shared/contract.ts";
 import type { BatchMessage } from "../kernel/netlink.ts";
 import {
+  bridgedArpFor,
+  bridgedIpv4To,
   cmp,
   deleteTable,
   type Expr,
   ifnameBytes,
   immediateValue,
-  ipv4Bytes,
   lookup,
-  macBytes,
   metaLoad,
   newChain,
   newIfnameSet,
@@ -54,18 +54,18 @@ import {
   NFT_CMP_NEQ,
   NFT_META_IIFNAME,
   NFT_META_OIFNAME,
-  NFT_META_PROTOCOL,
   NFT_PAYLOAD_LL_HEADER,
-  NFT_PAYLOAD_NETWORK_HEADER,
   payloadLoad,
   payloadWrite,
   type Rule,
   type TableRef,
   verdict,
 } from "../kernel/nftables.ts";
+import { parseMac } from "../kernel/ethernet.ts";
+import { INTERCEPT_TABLE_NAME } from "./interface_names.ts";
 
 /** The sidecar's own table; nothing else in the pod uses this name. */
-export const INTERCEPT_TABLE: TableRef = { family: NFPROTO_BRIDGE, table: "kubevirt-imds" };
+export const INTERCEPT_TABLE: TableRef = { family: NFPROTO_BRIDGE, table: INTERCEPT_TABLE_NAME };
 
 export const SIDECAR_PORTS_SET = { name: "sidecar_ports", id: 1 } as const;
 export const VM_PORTS_SET = { name: "vm_ports", id: 2 } as const;
@@ -81,29 +81,6 @@ export interface InterceptTarget {
   sidecarPort: string;
   /** The MAC of the sidecar veth's other end, which carries 169.254.169.254. */
   sidecarMac: string;
-}
-
-const ETH_P_IP = new Uint8Array([0x08, 0x00]);
-const ETH_P_ARP = new Uint8Array([0x08, 0x06]);
-
-/** `meta protocol ip ip daddr 169.254.169.254` */
-function ipToMetadata(): Expr[] {
-  return [
-    metaLoad(NFT_META_PROTOCOL),
-    cmp(NFT_CMP_EQ, ETH_P_IP),
-    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, 16, 4),
-    cmp(NFT_CMP_EQ, ipv4Bytes(METADATA_ADDRESS)),
-  ];
-}
-
-/** `ether type arp arp daddr ip 169.254.169.254` */
-function arpForMetadata(): Expr[] {
-  return [
-    payloadLoad(NFT_PAYLOAD_LL_HEADER, 12, 2),
-    cmp(NFT_CMP_EQ, ETH_P_ARP),
-    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, 24, 4),
-    cmp(NFT_CMP_EQ, ipv4Bytes(METADATA_ADDRESS)),
-  ];
 }
 
 function port(key: number, name: string, op = NFT_CMP_EQ): Expr[] {
@@ -126,17 +103,17 @@ export function interceptRules(targets: InterceptTarget[]): Rule[] {
       add(
         "prerouting",
         port(NFT_META_IIFNAME, vmPort),
-        [payloadLoad(NFT_PAYLOAD_LL_HEADER, 0, 6), cmp(NFT_CMP_NEQ, macBytes(target.bridgeMac))],
-        ipToMetadata(),
-        [immediateValue(macBytes(target.sidecarMac)), payloadWrite(NFT_PAYLOAD_LL_HEADER, 0, 6)],
+        [payloadLoad(NFT_PAYLOAD_LL_HEADER, 0, 6), cmp(NFT_CMP_NEQ, parseMac(target.bridgeMac))],
+        bridgedIpv4To(METADATA_ADDRESS),
+        [immediateValue(parseMac(target.sidecarMac)), payloadWrite(NFT_PAYLOAD_LL_HEADER, 0, 6)],
       );
     }
   }
 
   const fromVm = inSet(NFT_META_IIFNAME, VM_PORTS_SET);
   const notToSidecar = inSet(NFT_META_OIFNAME, SIDECAR_PORTS_SET, true);
-  add("forward", fromVm, ipToMetadata(), notToSidecar, drop);
-  add("forward", fromVm, arpForMetadata(), notToSidecar, drop);
+  add("forward", fromVm, bridgedIpv4To(METADATA_ADDRESS), notToSidecar, drop);
+  add("forward", fromVm, bridgedArpFor(METADATA_ADDRESS), notToSidecar, drop);
   add(
     "forward",
     inSet(NFT_META_IIFNAME, SIDECAR_PORTS_SET),
@@ -154,10 +131,10 @@ export function interceptRules(targets: InterceptTarget[]): Rule[] {
     add(
       "forward",
       toSidecar,
-      [payloadLoad(NFT_PAYLOAD_LL_HEADER, 0, 6), cmp(NFT_CMP_EQ, macBytes(target.sidecarMac))],
+      [payloadLoad(NFT_PAYLOAD_LL_HEADER, 0, 6), cmp(NFT_CMP_EQ, parseMac(target.sidecarMac))],
       accept,
     );
-    add("forward", toSidecar, arpForMetadata(), accept);
+    add("forward", toSidecar, bridgedArpFor(METADATA_ADDRESS), accept);
     add("forward", toSidecar, drop);
   }
 

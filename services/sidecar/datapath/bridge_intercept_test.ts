@@ -1,11 +1,6 @@
 import { assert, assertEquals, assertStringIncludes } from "../../../testing/assert.ts";
-import {
-  isBridgeBindingWithAddresses,
-  kubevirtTapName,
-  type PortInfo,
-  viewBridge,
-} from "./bridge_intercept.ts";
-import { inNamespace, ipBatch, mustRun, run } from "../../../testing/lab/command.ts";
+import { isBridgeBindingWithAddresses, type PortInfo, viewBridge } from "./bridge_intercept.ts";
+import { inNamespace, ipBatch, mustRun, run } from "../../../testing/netns/command.ts";
 import { netnsTest } from "../../../testing/netns/harness.ts";
 import type { Ipv4Address } from "../kernel/rtnetlink.ts";
 
@@ -14,13 +9,6 @@ import type { Ipv4Address } from "../kernel/rtnetlink.ts";
 function link(index: number, name: string, master = 0): PortInfo {
   return { index, name, master };
 }
-
-Deno.test("KubeVirt's tap names are derived from the bridge name", () => {
-  assertEquals(kubevirtTapName("k6t-eth0"), "tap0");
-  assertEquals(kubevirtTapName("k6t-net1"), "tap1");
-  assertEquals(kubevirtTapName("k6t-16477688c0e"), "tap16477688c0e");
-  assertEquals(kubevirtTapName("br0"), undefined);
-});
 
 Deno.test("bridge binding: the guest address is read from the placeholder, not the bridge", () => {
   const links = [
@@ -118,19 +106,19 @@ async function sh(argv: string[], options: { allowFailure?: boolean } = {}): Pro
   return options.allowFailure ? (await run(argv)).stdout : await mustRun(argv);
 }
 
-/** Runs installIntercept / removeIntercept / installIngressGuard in a fresh process in `ns`. */
+/** Runs intercept.install / intercept.remove / installIngressGuard in a fresh process in `ns`. */
 async function intercept(
   ns: string,
   action: "install" | "remove" | "guard",
   bridge = "k6t-eth0",
 ): Promise<Record<string, unknown> | null> {
   const calls = {
-    install: "installIntercept(ctx)",
-    remove: "(removeIntercept(ctx), null)",
+    install: "intercept.install(ctx)",
+    remove: "(intercept.remove(ctx), null)",
     guard: "(installIngressGuard(log), null)",
   };
   const script = `
-    import { installIntercept, removeIntercept } from ${JSON.stringify(INTERCEPT)};
+    import { createBridgeIntercept } from ${JSON.stringify(INTERCEPT)};
     import { installIngressGuard } from ${JSON.stringify(GUARD)};
     import { findLink } from ${JSON.stringify(RTNETLINK)};
     import { createLogger } from ${JSON.stringify(LOG)};
@@ -139,6 +127,7 @@ async function intercept(
     const sidecar = findLink("imds-eth0");
     const ctx = { bridge: bridge.name, bridgeIndex: bridge.index, vethBridgeSide: "imdb-eth0",
       vethSidecarSide: sidecar.name, vethSidecarIndex: sidecar.index, vethMac: sidecar.mac, log };
+    const intercept = createBridgeIntercept();
     console.log(JSON.stringify(${calls[action]}));`;
   const out = await sh(inNamespace(ns, [Deno.execPath(), "eval", "--no-lock", script]));
   return JSON.parse(out.trim().split("\n").at(-1)!);
@@ -495,13 +484,13 @@ interface RepeatedInstall {
 }
 
 /**
- * installIntercept called again and again in ONE process, as the sidecar's reconcile does:
+ * intercept.install called again and again on ONE handle, as the sidecar's reconcile does:
  * first over a stale table an earlier run left, then with nothing changed, after an unrelated
  * nftables change, and after the table was deleted, a chain flushed, a set emptied.
  */
 async function repeatedInstall(ns: string): Promise<RepeatedInstall> {
   const script = `
-    import { installIntercept } from ${JSON.stringify(INTERCEPT)};
+    import { createBridgeIntercept } from ${JSON.stringify(INTERCEPT)};
     import { rulesetGeneration } from ${JSON.stringify(NFT_STATE)};
     import { openNetlink, closeNetlink, NETLINK_NETFILTER } from ${JSON.stringify(NETLINK)};
     import { findLink } from ${JSON.stringify(RTNETLINK)};
@@ -514,6 +503,7 @@ async function repeatedInstall(ns: string): Promise<RepeatedInstall> {
     const sidecar = findLink("imds-eth0");
     const ctx = { bridge: bridge.name, bridgeIndex: bridge.index, vethBridgeSide: "imdb-eth0",
       vethSidecarSide: sidecar.name, vethSidecarIndex: sidecar.index, vethMac: sidecar.mac, log };
+    const intercept = createBridgeIntercept();
     const generation = () => {
       const sock = openNetlink(NETLINK_NETFILTER);
       try { return rulesetGeneration(sock); } finally { closeNetlink(sock); }
@@ -527,7 +517,7 @@ async function repeatedInstall(ns: string): Promise<RepeatedInstall> {
     const listings = {};
     const call = (name) => {
       const before = generation();
-      const status = installIntercept(ctx);
+      const status = intercept.install(ctx);
       calls[name] = [status.changed, generation() !== before];
       listings[name] = nft("list", "table", "bridge", "kubevirt-imds");
     };
@@ -550,7 +540,7 @@ async function repeatedInstall(ns: string): Promise<RepeatedInstall> {
 }
 
 netnsTest(
-  "installIntercept commits only when the table must change or was altered by someone else",
+  "intercept.install commits only when the table must change or was altered by someone else",
   async () => {
     const id = crypto.randomUUID().slice(0, 6);
     let ns: Awaited<ReturnType<typeof bridgeBindingPod>> | undefined;

@@ -1,16 +1,14 @@
 /**
  * Watches the network namespace for the VM's bridges. KubeVirt creates them after the pod's
  * containers start, and may re-create them, so the watcher calls `reconcile` with the current
- * bridges at start, after every link or IPv4 address change the kernel reports (rtnetlink
- * RTNLGRP_LINK and RTNLGRP_IPV4_IFADDR events), and every `recheckMs` as a safety net, one
- * call at a time.
+ * bridges at start, after every link or IPv4 address change (`events`), and every `recheckMs`
+ * as a safety net, one call at a time.
  */
 
 import type { Logger } from "../../shared/log.ts";
 import { isVmBridgeName } from "./interface_names.ts";
-import { EFD_CLOEXEC, EFD_NONBLOCK, errno, libc, POLLIN, syscallError } from "../kernel/libc.ts";
-import { closeNetlink, receiveEvents } from "../kernel/netlink.ts";
-import { type Link, listLinks, openLinkEvents } from "../kernel/rtnetlink.ts";
+import type { LinkEvents } from "../kernel/link_events.ts";
+import type { Link } from "../kernel/rtnetlink.ts";
 
 export interface BridgeWatcherOptions {
   /** Bridge names to use; empty means every k6t-* bridge. */
@@ -18,12 +16,17 @@ export interface BridgeWatcherOptions {
   log: Logger;
   /** Brings the sidecar in line with the bridges present now. Errors are logged, then retried. */
   reconcile: (bridges: Link[]) => Promise<void>;
+  /** The namespace's interfaces now. */
+  listLinks: () => Link[];
+  /** Link and address changes; closed when the watcher stops. */
+  events: LinkEvents;
   recheckMs?: number;
 }
 
 export interface BridgeWatcher {
   /** Ask for a reconcile soon (e.g. an ARP responder failed). */
   trigger(): void;
+  /** Stops after the reconcile under way, if any; no reconcile starts after this is called. */
   stop(): Promise<void>;
   /** Settles when the watcher has stopped. */
   done: Promise<void>;
@@ -37,28 +40,17 @@ export function selectBridges(links: Link[], names: string[]): Link[] {
   );
 }
 
+/** After a failed reconcile, the next one comes this soon whatever happens meanwhile. */
+const RETRY_MS = 1000;
+
 export function watchBridges(options: BridgeWatcherOptions): BridgeWatcher {
-  const { log } = options;
-  const events = openLinkEvents();
-  const wake = libc().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake < 0) {
-    const code = errno();
-    closeNetlink(events);
-    throw syscallError("eventfd", code);
-  }
-  const pollfds = new Uint8Array(16);
-  const view = new DataView(pollfds.buffer);
-  view.setInt32(0, events.fd, true);
-  view.setInt16(4, POLLIN, true);
-  view.setInt32(8, wake, true);
-  view.setInt16(12, POLLIN, true);
-  const counter = new Uint8Array(8);
+  const { log, events } = options;
   let stopping = false;
   let failures = 0;
 
   const reconcileNow = async (): Promise<void> => {
     try {
-      await options.reconcile(selectBridges(listLinks(), options.names));
+      await options.reconcile(selectBridges(options.listLinks(), options.names));
       failures = 0;
     } catch (error) {
       failures++;
@@ -73,33 +65,24 @@ export function watchBridges(options: BridgeWatcherOptions): BridgeWatcher {
     try {
       await reconcileNow();
       while (!stopping) {
-        const timeout = failures > 0 ? 1000 : options.recheckMs ?? 5000;
-        await libc().pollAsync(pollfds, 2n, timeout);
+        await events.next(failures > 0 ? RETRY_MS : options.recheckMs ?? 5000);
         if (stopping) return;
-        if (view.getInt16(6, true) & POLLIN) receiveEvents(events); // contents do not matter
-        if (view.getInt16(14, true) & POLLIN) libc().read(wake, counter, 8n);
         await reconcileNow();
       }
     } finally {
-      closeNetlink(events);
-      libc().close(wake);
+      events.close();
     }
   };
 
   const done = loop();
-  const poke = () => {
-    const one = new Uint8Array(8);
-    one[0] = 1;
-    libc().write(wake, one, 8n);
-  };
   return {
     trigger: () => {
-      if (!stopping) poke();
+      if (!stopping) events.wake();
     },
     stop: async () => {
       if (!stopping) {
         stopping = true;
-        poke();
+        events.wake();
       }
       await done;
     },

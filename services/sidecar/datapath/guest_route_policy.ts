@@ -29,6 +29,7 @@ import {
   listRoutes,
   type Route,
 } from "../kernel/rtnetlink.ts";
+import { ipv4Number, isLinkLocalUnicast, prefixContains } from "../kernel/ipv4.ts";
 
 /** The pod network namespace as the check needs it. */
 export interface PodRouting {
@@ -54,40 +55,6 @@ export type ClientVerdict = { accept: true } | { accept: false; reason: string }
 
 /** Prefix lengths up to this one (0.0.0.0/0, 169.254.0.0/16) do not claim a single guest. */
 const GENERIC_PREFIX = 16;
-
-/** The address as an unsigned 32-bit number, or undefined if it is not dotted IPv4. */
-export function ipv4Number(text: string): number | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) return undefined;
-    value = value * 256 + Number(part);
-  }
-  return value;
-}
-
-/** Whether "a.b.c.d/n" contains `address` (a number from ipv4Number). */
-function contains(cidr: string, address: number): { prefix: number } | undefined {
-  const [network, prefixText] = cidr.split("/");
-  const base = ipv4Number(network);
-  const prefix = Number(prefixText ?? "32");
-  if (base === undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) {
-    return undefined;
-  }
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  return ((base & mask) >>> 0) === ((address & mask) >>> 0) ? { prefix } : undefined;
-}
-
-const FIRST_USABLE = ipv4Number("169.254.1.0")!;
-const LAST_USABLE = ipv4Number("169.254.254.255")!;
-
-/** RFC 3927 §2.1: hosts pick link-local addresses in 169.254.1.0 – 169.254.254.255. */
-export function isLinkLocalUnicast(address: string): boolean {
-  const value = ipv4Number(address);
-  return value !== undefined && value >= FIRST_USABLE && value <= LAST_USABLE &&
-    address !== METADATA_ADDRESS;
-}
 
 function deviceName(routing: PodRouting, index: number | undefined): string {
   if (index === undefined) return "no single interface";
@@ -135,8 +102,8 @@ export function judgeClient(ip: string, routing: PodRouting, policy: ClientPolic
         reason: `the pod uses ${ip} as a gateway (route ${describe(route, routing)})`,
       };
     }
-    const match = contains(route.destination, value);
-    if (match && match.prefix > GENERIC_PREFIX) {
+    const match = prefixContains(route.destination, value);
+    if (match !== undefined && match > GENERIC_PREFIX) {
       return {
         accept: false,
         reason: `the pod already routes ${ip} elsewhere (route ${describe(route, routing)})`,

@@ -7,12 +7,12 @@ import {
 import {
   type ClientVerdict,
   createRefusals,
-  isLinkLocalUnicast,
   judgeClient,
   type PodRouting,
   policyFor,
 } from "./guest_route_policy.ts";
 import { netnsTest, runScenario } from "../../../testing/netns/harness.ts";
+import { isLinkLocalUnicast } from "../kernel/ipv4.ts";
 
 /**
  * A Calico pod with a bridge-binding NIC and a Multus link-local NIC, as the kernel lists it:

@@ -26,13 +26,14 @@ import {
   openNetlink,
 } from "../kernel/netlink.ts";
 import {
+  bridgedArpFor,
+  bridgedIpv4To,
   cmp,
   commit,
   deleteTable,
-  type Expr,
   ifnameBytes,
   ifnamePrefixBytes,
-  ipv4Bytes,
+  ipv4DestinationIs,
   metaLoad,
   newChain,
   newRule,
@@ -48,25 +49,30 @@ import {
   NFT_CMP_EQ,
   NFT_CMP_NEQ,
   NFT_META_IIFNAME,
-  NFT_META_PROTOCOL,
-  NFT_PAYLOAD_LL_HEADER,
-  NFT_PAYLOAD_NETWORK_HEADER,
-  payloadLoad,
   type Rule,
   type TableRef,
   verdict,
 } from "../kernel/nftables.ts";
+import {
+  GUARD_TABLE_NAME,
+  KUBEVIRT_BRIDGE_PREFIX,
+  KUBEVIRT_TAP_PREFIX,
+  LOOPBACK,
+  SIDECAR_VETH_PREFIX,
+} from "./interface_names.ts";
 
-export const GUARD_IP_TABLE: TableRef = { family: NFPROTO_IPV4, table: "kubevirt-imds-guard" };
-export const GUARD_BRIDGE_TABLE: TableRef = {
-  family: NFPROTO_BRIDGE,
-  table: "kubevirt-imds-guard",
-};
+export const GUARD_IP_TABLE: TableRef = { family: NFPROTO_IPV4, table: GUARD_TABLE_NAME };
+export const GUARD_BRIDGE_TABLE: TableRef = { family: NFPROTO_BRIDGE, table: GUARD_TABLE_NAME };
 
-/** Interfaces packets for the metadata address may arrive on, as nft wildcards. */
-export const GUARD_ALLOWED_INTERFACES = ["lo", "imds-*", "k6t-*"] as const;
-/** The bridge ports guests sit behind (KubeVirt names every VM tap `tap…`). */
-export const GUARD_VM_PORT_PREFIX = "tap";
+/**
+ * Interfaces packets for the metadata address may arrive on, as nft wildcards: loopback, the
+ * sidecar veths and the VM bridges.
+ */
+export const GUARD_ALLOWED_INTERFACES = [
+  LOOPBACK,
+  `${SIDECAR_VETH_PREFIX}*`,
+  `${KUBEVIRT_BRIDGE_PREFIX}*`,
+] as const;
 
 /** Runs before the interception's redirect (dstnat) so nothing from outside is redirected. */
 const GUARD_BRIDGE_PRIORITY = NF_BR_PRI_DSTNAT - 100;
@@ -75,25 +81,18 @@ function ifname(pattern: string): Uint8Array {
   return pattern.endsWith("*") ? ifnamePrefixBytes(pattern.slice(0, -1)) : ifnameBytes(pattern);
 }
 
-function metadataDestination(): Expr[] {
-  return [
-    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, 16, 4),
-    cmp(NFT_CMP_EQ, ipv4Bytes(METADATA_ADDRESS)),
-  ];
-}
-
 /** The input chain of the ip table. */
 export function guardIpRules(): Rule[] {
   const rules: Rule[] = GUARD_ALLOWED_INTERFACES.map((pattern) => ({
     chain: "input",
     exprs: [
-      ...metadataDestination(),
+      ...ipv4DestinationIs(METADATA_ADDRESS),
       metaLoad(NFT_META_IIFNAME),
       cmp(NFT_CMP_EQ, ifname(pattern)),
       verdict(NF_ACCEPT),
     ],
   }));
-  rules.push({ chain: "input", exprs: [...metadataDestination(), verdict(NF_DROP)] });
+  rules.push({ chain: "input", exprs: [...ipv4DestinationIs(METADATA_ADDRESS), verdict(NF_DROP)] });
   return rules;
 }
 
@@ -101,16 +100,14 @@ export function guardIpRules(): Rule[] {
 export function guardBridgeRules(): Rule[] {
   const notFromVm = [
     metaLoad(NFT_META_IIFNAME),
-    cmp(NFT_CMP_NEQ, ifnamePrefixBytes(GUARD_VM_PORT_PREFIX)),
+    cmp(NFT_CMP_NEQ, ifnamePrefixBytes(KUBEVIRT_TAP_PREFIX)),
   ];
   return [
     {
       chain: "prerouting",
       exprs: [
         ...notFromVm,
-        metaLoad(NFT_META_PROTOCOL),
-        cmp(NFT_CMP_EQ, new Uint8Array([0x08, 0x00])),
-        ...metadataDestination(),
+        ...bridgedIpv4To(METADATA_ADDRESS),
         verdict(NF_DROP),
       ],
     },
@@ -118,10 +115,7 @@ export function guardBridgeRules(): Rule[] {
       chain: "prerouting",
       exprs: [
         ...notFromVm,
-        payloadLoad(NFT_PAYLOAD_LL_HEADER, 12, 2),
-        cmp(NFT_CMP_EQ, new Uint8Array([0x08, 0x06])),
-        payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, 24, 4),
-        cmp(NFT_CMP_EQ, ipv4Bytes(METADATA_ADDRESS)),
+        ...bridgedArpFor(METADATA_ADDRESS),
         verdict(NF_DROP),
       ],
     },
@@ -166,16 +160,7 @@ export function installIngressGuard(log: Logger): void {
   log.info(
     `only the VM and the pod itself can reach ${METADATA_ADDRESS}: packets for it are ` +
       `accepted from ${GUARD_ALLOWED_INTERFACES.join(", ")} and, inside VM bridges, ` +
-      `from ${GUARD_VM_PORT_PREFIX}* ports only`,
+      `from ${KUBEVIRT_TAP_PREFIX}* ports only`,
     { tables: [`ip ${GUARD_IP_TABLE.table}`, `bridge ${GUARD_BRIDGE_TABLE.table}`] },
   );
-}
-
-/** Removes the guard (not on SIGTERM: the guard should outlive a restart). */
-export function removeIngressGuard(log: Logger): void {
-  send(
-    [GUARD_IP_TABLE, GUARD_BRIDGE_TABLE].flatMap((ref) => [newTable(ref), deleteTable(ref)]),
-    `remove the ${METADATA_ADDRESS} ingress guard (nftables)`,
-  );
-  log.info(`removed the ${METADATA_ADDRESS} ingress guard`);
 }

@@ -1,5 +1,11 @@
 import { assert, assertEquals, assertNotEquals } from "../../../testing/assert.ts";
-import { isVmBridgeName, MAX_INTERFACE_NAME, nameHash, vethNames } from "./interface_names.ts";
+import {
+  isVmBridgeName,
+  kubevirtTapName,
+  MAX_INTERFACE_NAME,
+  nameHash,
+  vethNames,
+} from "./interface_names.ts";
 
 Deno.test("veth names for the primary and legacy Multus bridges keep the bridge's suffix", () => {
   assertEquals(vethNames("k6t-eth0"), { sidecar: "imds-eth0", bridgeSide: "imdb-eth0" });
@@ -35,4 +41,11 @@ Deno.test("isVmBridgeName accepts k6t-* only", () => {
   assert(!isVmBridgeName("k6t-"));
   assert(!isVmBridgeName("eth0"));
   assert(!isVmBridgeName("imdb-eth0"));
+});
+
+Deno.test("KubeVirt's tap names are derived from the bridge name", () => {
+  assertEquals(kubevirtTapName("k6t-eth0"), "tap0");
+  assertEquals(kubevirtTapName("k6t-net1"), "tap1");
+  assertEquals(kubevirtTapName("k6t-16477688c0e"), "tap16477688c0e");
+  assertEquals(kubevirtTapName("br0"), undefined);
 });

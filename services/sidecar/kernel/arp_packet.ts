@@ -4,14 +4,12 @@
  * plen 4(1) op(2) sender MAC(6) sender IP(4) target MAC(6) target IP(4) — 42 bytes.
  */
 
-import { formatIpv4, formatMac, parseIpv4, parseMac } from "./rtnetlink.ts";
+import { ETH_P_ARP, ETH_P_IP, formatMac, parseMac } from "./ethernet.ts";
+import { formatIpv4, parseIpv4 } from "./ipv4.ts";
 
-export const ETHERNET_HEADER_BYTES = 14;
 export const ARP_FRAME_BYTES = 42;
 export const ARP_REQUEST = 1;
 export const ARP_REPLY = 2;
-const ETHERTYPE_ARP = 0x0806;
-const ETHERTYPE_IPV4 = 0x0800;
 
 export interface ArpPacket {
   op: number;
@@ -27,8 +25,8 @@ export interface ArpPacket {
 export function parseArpFrame(frame: Uint8Array): ArpPacket | null {
   if (frame.length < ARP_FRAME_BYTES) return null;
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  if (view.getUint16(12) !== ETHERTYPE_ARP) return null;
-  if (view.getUint16(14) !== 1 || view.getUint16(16) !== ETHERTYPE_IPV4) return null;
+  if (view.getUint16(12) !== ETH_P_ARP) return null;
+  if (view.getUint16(14) !== 1 || view.getUint16(16) !== ETH_P_IP) return null;
   if (frame[18] !== 6 || frame[19] !== 4) return null;
   return {
     op: view.getUint16(20),
@@ -98,9 +96,9 @@ function buildArpFrame(
   const view = new DataView(frame.buffer);
   frame.set(destination, 0);
   frame.set(senderMac, 6);
-  view.setUint16(12, ETHERTYPE_ARP);
+  view.setUint16(12, ETH_P_ARP);
   view.setUint16(14, 1); // hardware type: Ethernet
-  view.setUint16(16, ETHERTYPE_IPV4);
+  view.setUint16(16, ETH_P_IP);
   frame[18] = 6; // hardware address length
   frame[19] = 4; // protocol address length
   view.setUint16(20, operation);

@@ -9,7 +9,8 @@
  * offsets are into the Ethernet frame.)
  */
 
-import { parseIpv4 } from "./rtnetlink.ts";
+import { ETH_P_ARP, ETH_P_IP } from "./ethernet.ts";
+import { parseIpv4 } from "./ipv4.ts";
 
 const BPF_LD_B_ABS = 0x30;
 const BPF_LD_H_ABS = 0x28;
@@ -21,8 +22,6 @@ const BPF_JEQ_K = 0x15;
 const BPF_JSET_K = 0x45;
 const BPF_RET_K = 0x06;
 
-const ETHERTYPE_ARP = 0x0806;
-const ETHERTYPE_IPV4 = 0x0800;
 const IPPROTO_TCP = 6;
 const TCP_SYN = 0x02;
 const TCP_ACK = 0x10;
@@ -62,12 +61,12 @@ export function metadataTrafficFilter(address: string): Uint8Array<ArrayBuffer> 
   const target = ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0;
   return assemble([
     { code: BPF_LD_H_ABS, k: 12 }, // ethertype
-    { code: BPF_JEQ_K, k: ETHERTYPE_ARP, jf: "ipv4" },
+    { code: BPF_JEQ_K, k: ETH_P_ARP, jf: "ipv4" },
     { code: BPF_LD_H_ABS, k: 20 }, // ARP operation
     { code: BPF_JEQ_K, k: 1, jf: "drop" }, // request?
     { code: BPF_LD_W_ABS, k: 38 }, // target protocol address
     { code: BPF_JEQ_K, k: target, jt: "keep", jf: "drop" },
-    { label: "ipv4", code: BPF_JEQ_K, k: ETHERTYPE_IPV4, jf: "drop" },
+    { label: "ipv4", code: BPF_JEQ_K, k: ETH_P_IP, jf: "drop" },
     { code: BPF_LD_W_ABS, k: 30 }, // destination address
     { code: BPF_JEQ_K, k: target, jf: "drop" },
     { code: BPF_LD_B_ABS, k: 23 }, // protocol

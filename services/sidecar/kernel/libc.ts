@@ -115,6 +115,53 @@ export function attachSocketFilter(
   );
 }
 
+/** A `struct pollfd` array (int fd; short events; short revents) waiting for input. */
+export interface PollFds {
+  /** The array, to pass to poll() with `count`. */
+  bytes: Uint8Array<ArrayBuffer>;
+  count: bigint;
+  /** Whether the `i`th descriptor was readable when poll() returned. */
+  readable(i: number): boolean;
+}
+
+/** pollfds for POLLIN on each of `fds`, in order. */
+export function pollForInput(fds: number[]): PollFds {
+  const bytes = new Uint8Array(8 * fds.length);
+  const view = new DataView(bytes.buffer);
+  fds.forEach((fd, i) => {
+    view.setInt32(i * 8, fd, true);
+    view.setInt16(i * 8 + 4, POLLIN, true);
+  });
+  return {
+    bytes,
+    count: BigInt(fds.length),
+    readable: (i) => (view.getInt16(i * 8 + 6, true) & POLLIN) !== 0,
+  };
+}
+
+/**
+ * struct sockaddr_ll for a packet socket: family u16, protocol be16, ifindex i32, hatype u16,
+ * pkttype u8, halen u8, addr[8] (the last four left zero: bind and sendto ignore them).
+ */
+export function sockaddrLl(interfaceIndex: number, protocol: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(20);
+  const view = new DataView(bytes.buffer);
+  view.setUint16(0, AF_PACKET, true);
+  view.setUint16(2, protocol, false);
+  view.setInt32(4, interfaceIndex, true);
+  return bytes;
+}
+
+/** The ingress interface index in a sockaddr_ll filled in by recvfrom(). */
+export function sockaddrLlInterface(sockaddr: Uint8Array): number {
+  return new DataView(sockaddr.buffer, sockaddr.byteOffset, sockaddr.byteLength).getInt32(4, true);
+}
+
+/** The packet type (PACKET_OUTGOING, …) in a sockaddr_ll filled in by recvfrom(). */
+export function sockaddrLlPacketType(sockaddr: Uint8Array): number {
+  return sockaddr[10];
+}
+
 /** The name of the interface with index `index`, or undefined when there is none. */
 export function interfaceName(index: number): string | undefined {
   const buffer = new Uint8Array(16);
@@ -123,7 +170,7 @@ export function interfaceName(index: number): string | undefined {
   return new TextDecoder().decode(buffer.subarray(0, end < 0 ? buffer.length : end));
 }
 
-// Constants from <sys/socket.h>, <linux/if_ether.h>, <poll.h>, <sys/eventfd.h>, <errno.h>.
+// Constants from <sys/socket.h>, <linux/if_packet.h>, <poll.h>, <sys/eventfd.h>, <errno.h>.
 export const AF_NETLINK = 16;
 export const AF_PACKET = 17;
 export const SOCK_RAW = 3;
@@ -139,9 +186,6 @@ export const MSG_DONTWAIT = 0x40;
 export const POLLIN = 0x1;
 export const EFD_CLOEXEC = 0o2000000;
 export const EFD_NONBLOCK = 0o4000;
-export const ETH_P_ARP = 0x0806;
-export const ETH_P_IP = 0x0800;
-export const ETH_P_ALL = 0x0003;
 /** sockaddr_ll.sll_pkttype of a frame this host sent. */
 export const PACKET_OUTGOING = 4;
 export const EPERM = 1;

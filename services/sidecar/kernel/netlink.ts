@@ -43,7 +43,7 @@ import {
   errno,
   libc,
   MSG_DONTWAIT,
-  POLLIN,
+  pollForInput,
   SO_RCVBUF,
   SO_SNDBUF,
   SOCK_CLOEXEC,
@@ -406,12 +406,9 @@ function sendAll(sock: NetlinkSocket, bytes: Uint8Array<ArrayBuffer>, what: stri
 
 /** Waits up to `timeoutMs` for the socket to be readable; false on timeout. */
 function waitReadable(fd: number, timeoutMs: number): boolean {
-  const pollfd = new Uint8Array(8);
-  const view = new DataView(pollfd.buffer);
-  view.setInt32(0, fd, LE);
-  view.setInt16(4, POLLIN, LE);
+  const pollfds = pollForInput([fd]);
   for (;;) {
-    const ready = libc().poll(pollfd, 1n, timeoutMs);
+    const ready = libc().poll(pollfds.bytes, pollfds.count, timeoutMs);
     if (ready >= 0) return ready > 0;
     const code = errno();
     if (code !== EINTR) throw syscallError("poll(netlink)", code);

@@ -28,6 +28,8 @@ import {
   transact,
   u32be,
 } from "./netlink.ts";
+import { ETH_P_ARP, ETH_P_IP, ETHERTYPE_OFFSET, ethertypeBytes } from "./ethernet.ts";
+import { parseIpv4 } from "./ipv4.ts";
 
 // ---- constants (linux/netfilter/nfnetlink.h, nf_tables.h) -----------------------------------
 
@@ -153,22 +155,6 @@ export function ifnamePrefixBytes(prefix: string): Uint8Array<ArrayBuffer> {
   return new Uint8Array(bytes);
 }
 
-export function macBytes(mac: string): Uint8Array<ArrayBuffer> {
-  const parts = mac.split(":");
-  if (parts.length !== 6 || parts.some((part) => !/^[0-9a-fA-F]{2}$/.test(part))) {
-    throw new Error(`not a MAC address: ${mac}`);
-  }
-  return new Uint8Array(parts.map((part) => parseInt(part, 16)));
-}
-
-export function ipv4Bytes(address: string): Uint8Array<ArrayBuffer> {
-  const parts = address.split(".");
-  if (parts.length !== 4 || parts.some((part) => !/^\d{1,3}$/.test(part) || Number(part) > 255)) {
-    throw new Error(`not an IPv4 address: ${address}`);
-  }
-  return new Uint8Array(parts.map(Number));
-}
-
 // ---- expressions ----------------------------------------------------------------------------
 
 /** One rule expression: its kernel name and its NFTA_EXPR_DATA attributes. */
@@ -254,6 +240,40 @@ export function lookup(set: string, setId: number, inverted: boolean, sreg = NFT
   ];
   if (inverted) data.push(attrU32be(NFTA_LOOKUP_FLAGS, NFT_LOOKUP_F_INV));
   return { name: "lookup", data };
+}
+
+// ---- matches built from the expressions above ---------------------------------------------
+
+/** Offset of the destination address in the IPv4 header. */
+const IPV4_DESTINATION_OFFSET = 16;
+/** Offset of the target protocol address in an IPv4-over-Ethernet ARP packet. */
+const ARP_TARGET_IP_OFFSET = 24;
+
+/** `ip daddr <address>` (the network header must be IPv4). */
+export function ipv4DestinationIs(address: string): Expr[] {
+  return [
+    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, IPV4_DESTINATION_OFFSET, 4),
+    cmp(NFT_CMP_EQ, parseIpv4(address)),
+  ];
+}
+
+/** In a bridge: `meta protocol ip ip daddr <address>`. */
+export function bridgedIpv4To(address: string): Expr[] {
+  return [
+    metaLoad(NFT_META_PROTOCOL),
+    cmp(NFT_CMP_EQ, ethertypeBytes(ETH_P_IP)),
+    ...ipv4DestinationIs(address),
+  ];
+}
+
+/** In a bridge: `ether type arp arp daddr ip <address>`. */
+export function bridgedArpFor(address: string): Expr[] {
+  return [
+    payloadLoad(NFT_PAYLOAD_LL_HEADER, ETHERTYPE_OFFSET, 2),
+    cmp(NFT_CMP_EQ, ethertypeBytes(ETH_P_ARP)),
+    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, ARP_TARGET_IP_OFFSET, 4),
+    cmp(NFT_CMP_EQ, parseIpv4(address)),
+  ];
 }
 
 function encodeExpr(expr: Expr): Uint8Array {

@@ -1,7 +1,7 @@
 /**
  * rtnetlink operations on the current network namespace: links (list, veth
  * pairs, master/up/MAC, per-device IPv4 settings), addresses, routes, policy
- * rules, neighbours and bridge FDB entries, and link-change events.
+ * rules and neighbours, and link-change events.
  *
  * Every function is synchronous and throws a SyscallError (libc.ts) naming
  * what it tried, e.g. `add address 169.254.169.254/32 to lo failed: File
@@ -10,6 +10,8 @@
  */
 
 import { EEXIST, ENOENT, ESRCH, isSyscallError } from "./libc.ts";
+import { formatMac, parseMac } from "./ethernet.ts";
+import { formatIpv4, parseCidr, parseIpv4 } from "./ipv4.ts";
 import {
   attr,
   attrStr,
@@ -93,9 +95,9 @@ const FRA_PROTOCOL = 21;
 export const RTM_GETRULE = 34;
 const FR_ACT_TO_TBL = 1;
 
-const NDA_DST = 1;
-const NDA_LLADDR = 2;
-const NDA_MASTER = 9;
+export const NDA_DST = 1;
+export const NDA_LLADDR = 2;
+export const NDA_MASTER = 9;
 
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
@@ -136,40 +138,6 @@ export const IPV4_DEVCONF = {
 export type Ipv4Setting = keyof typeof IPV4_DEVCONF;
 
 const OPERSTATES = ["unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up"];
-
-// ---- addresses as text --------------------------------------------------------------------
-
-export function parseMac(text: string): Uint8Array<ArrayBuffer> {
-  const parts = text.split(":");
-  if (parts.length !== 6 || parts.some((part) => !/^[0-9a-fA-F]{2}$/.test(part))) {
-    throw new Error(`"${text}" is not a MAC address (expected aa:bb:cc:dd:ee:ff)`);
-  }
-  return Uint8Array.from(parts.map((part) => parseInt(part, 16)));
-}
-
-export function formatMac(bytes: Uint8Array): string {
-  return [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join(":");
-}
-
-export function parseIpv4(text: string): Uint8Array<ArrayBuffer> {
-  const parts = text.split(".");
-  if (parts.length !== 4 || parts.some((part) => !/^\d{1,3}$/.test(part) || Number(part) > 255)) {
-    throw new Error(`"${text}" is not an IPv4 address`);
-  }
-  return Uint8Array.from(parts.map(Number));
-}
-
-export function formatIpv4(bytes: Uint8Array): string {
-  return [...bytes.subarray(0, 4)].join(".");
-}
-
-/** "10.0.0.0/8" → address and prefix length; a bare address is /32. */
-export function parseCidr(text: string): { address: Uint8Array<ArrayBuffer>; prefix: number } {
-  const [address, prefix = "32"] = text.split("/");
-  const length = Number(prefix);
-  if (!/^\d{1,2}$/.test(prefix) || length > 32) throw new Error(`"${text}" has a bad prefix`);
-  return { address: parseIpv4(address), prefix: length };
-}
 
 // ---- the shared socket --------------------------------------------------------------------
 
@@ -735,7 +703,7 @@ export function deleteRule(rule: Rule): boolean {
   }
 }
 
-// ---- neighbours and bridge FDB ------------------------------------------------------------
+// ---- neighbours ------------------------------------------------------------------------
 
 export interface Neighbour {
   index: number;
@@ -772,101 +740,6 @@ export function deleteNeighbour(index: number, address: string): boolean {
     if (isSyscallError(error, ENOENT)) return false;
     throw error;
   }
-}
-
-export interface FdbEntry {
-  /** Bridge port index. */
-  port: number;
-  mac: string;
-  /** Bridge index (when listing). */
-  bridge?: number;
-  state?: number;
-}
-
-/**
- * Adds or replaces a bridge forwarding entry (`bridge fdb replace MAC dev PORT master static`):
- * frames for `mac` go out through `port` only.
- */
-export function replaceFdbEntry(entry: FdbEntry): void {
-  request(sock(), {
-    type: RTM_NEWNEIGH,
-    flags: NLM_F_CREATE | NLM_F_REPLACE,
-    payload: concat(
-      ndmsg({
-        family: AF_BRIDGE,
-        index: entry.port,
-        state: entry.state ?? NUD_NOARP,
-        flags: NTF_MASTER,
-      }),
-      attr(NDA_LLADDR, parseMac(entry.mac)),
-    ),
-  }, `set bridge forwarding entry ${entry.mac} on port ${entry.port}`);
-}
-
-export function deleteFdbEntry(entry: FdbEntry): boolean {
-  try {
-    request(sock(), {
-      type: RTM_DELNEIGH,
-      payload: concat(
-        ndmsg({ family: AF_BRIDGE, index: entry.port, state: 0, flags: NTF_MASTER }),
-        attr(NDA_LLADDR, parseMac(entry.mac)),
-      ),
-    }, `delete bridge forwarding entry ${entry.mac} on port ${entry.port}`);
-    return true;
-  } catch (error) {
-    if (isSyscallError(error, ENOENT)) return false;
-    throw error;
-  }
-}
-
-/** The port of `bridge` where `mac` was learned or set, or undefined when the bridge does not
- * know the address (`bridge fdb get MAC br BRIDGE`). */
-export function fdbPortOf(bridge: number, mac: string): number | undefined {
-  try {
-    const replies = request(sock(), {
-      type: RTM_GETNEIGH,
-      payload: concat(
-        ndmsg({ family: AF_BRIDGE, index: 0, state: 0 }),
-        attr(NDA_LLADDR, parseMac(mac)),
-        attrU32(NDA_MASTER, bridge),
-      ),
-    }, `look up ${mac} in the forwarding table of bridge ${bridge}`);
-    const reply = replies.find((message) => message.type === RTM_NEWNEIGH);
-    if (!reply) return undefined;
-    return new DataView(reply.payload.buffer, reply.payload.byteOffset, 12).getInt32(4, true);
-  } catch (error) {
-    if (isSyscallError(error, ENOENT)) return undefined;
-    throw error;
-  }
-}
-
-/** The forwarding entries of one bridge (learned and static). */
-export function listFdb(bridge: number): FdbEntry[] {
-  return dump(sock(), {
-    type: RTM_GETNEIGH,
-    payload: concat(
-      ndmsg({ family: AF_BRIDGE, index: 0, state: 0 }),
-      attrU32(NDA_MASTER, bridge),
-    ),
-  }, `list forwarding entries of bridge ${bridge}`)
-    .filter((message) => message.type === RTM_NEWNEIGH)
-    .map((message) => {
-      const view = new DataView(
-        message.payload.buffer,
-        message.payload.byteOffset,
-        message.payload.byteLength,
-      );
-      const attrs = attrTable(message.payload.subarray(12));
-      const mac = attrs.get(NDA_LLADDR);
-      const master = attrs.get(NDA_MASTER);
-      return {
-        port: view.getInt32(4, true),
-        mac: mac ? formatMac(mac) : "",
-        bridge: master ? u32(master) : 0,
-        state: view.getUint16(8, true),
-      };
-    })
-    .filter((entry) => entry.bridge === bridge);
 }
 
 // ---- events -------------------------------------------------------------------------------

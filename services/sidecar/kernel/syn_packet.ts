@@ -4,9 +4,9 @@
  * Layout: dst MAC(6) src MAC(6) ethertype 0x0800(2) | IPv4 header (IHL × 4 bytes) | TCP header.
  */
 
-import { formatIpv4, formatMac, parseIpv4, parseMac } from "./rtnetlink.ts";
+import { ETH_P_IP, formatMac, parseMac } from "./ethernet.ts";
+import { formatIpv4, parseIpv4 } from "./ipv4.ts";
 
-const ETHERTYPE_IPV4 = 0x0800;
 const IPPROTO_TCP = 6;
 const TCP_SYN = 0x02;
 const TCP_ACK = 0x10;
@@ -23,7 +23,7 @@ export interface TcpSyn {
 export function parseTcpSyn(frame: Uint8Array): TcpSyn | null {
   if (frame.length < 14 + 20) return null;
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  if (view.getUint16(12) !== ETHERTYPE_IPV4) return null;
+  if (view.getUint16(12) !== ETH_P_IP) return null;
   const versionAndLength = frame[14];
   const headerBytes = (versionAndLength & 0xf) * 4;
   if (versionAndLength >> 4 !== 4 || headerBytes < 20) return null;
@@ -90,7 +90,7 @@ export function buildTcpSyn(options: SynFrameOptions): Uint8Array<ArrayBuffer> {
   const view = new DataView(frame.buffer);
   frame.set(parseMac(options.destinationMac), 0);
   frame.set(parseMac(options.sourceMac), 6);
-  view.setUint16(12, ETHERTYPE_IPV4);
+  view.setUint16(12, ETH_P_IP);
   frame[14] = 0x45;
   view.setUint16(16, 40); // total length
   view.setUint16(20, options.fragment ?? 0x4000); // don't fragment

@@ -1,6 +1,6 @@
 import { assertEquals } from "../../../testing/assert.ts";
 import { buildTcpSyn, parseTcpSyn, readdressFrame, type SynFrameOptions } from "./syn_packet.ts";
-import { formatMac } from "./rtnetlink.ts";
+import { formatMac } from "./ethernet.ts";
 
 const syn: SynFrameOptions = {
   sourceMac: "62:27:19:f3:0a:ef",

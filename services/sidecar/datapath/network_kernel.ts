@@ -1,0 +1,53 @@
+/**
+ * Everything the reconcile loop (reconcile.ts) asks of the kernel, behind one handle, the way
+ * a netlink library hands out a handle per namespace: the loop never reaches for module state,
+ * and tests give it an in-memory kernel instead (testing/fake_kernel.ts).
+ *
+ * The real handle owns the sidecar's interception state (which bridges it intercepts, the
+ * nftables table it last wrote) and releases the shared rtnetlink socket on `close`.
+ */
+
+import type { Logger, LogLevel } from "../../shared/log.ts";
+import { type ArpResponder, startArpResponder } from "./arp_responder.ts";
+import { type Attachment, attachToBridge } from "./attach.ts";
+import { createBridgeIntercept, type InterceptContext } from "./bridge_intercept.ts";
+import { type LinkEvents, watchLinkEvents } from "../kernel/link_events.ts";
+import {
+  closeRoutingSocket,
+  type Ipv4Address,
+  type Link,
+  listIpv4Addresses,
+  listLinks,
+} from "../kernel/rtnetlink.ts";
+
+export interface NetworkKernel {
+  listLinks(): Link[];
+  listIpv4Addresses(): Ipv4Address[];
+  /** Creates, reuses or repairs the veth pair on `bridge` (see attach.ts). */
+  attachToBridge(bridge: Link, log: Logger, options: { previousMac?: string }): Attachment;
+  /** Layer-2 interception for bridge binding; idempotent, called on every reconcile. */
+  installIntercept(context: InterceptContext): unknown;
+  /** Called when the bridge disappears; must not fail when there is nothing to remove. */
+  removeIntercept(context: InterceptContext): unknown;
+  /** Opens the responder's packet socket and starts its thread; throws when it cannot. */
+  startArpResponder(address: string, logLevel: LogLevel): ArpResponder;
+  /** Link and IPv4 address changes, for the bridge watcher. */
+  watchLinkEvents(): LinkEvents;
+  /** Releases what the handle holds open. */
+  close(): void;
+}
+
+/** The handle on the current network namespace. */
+export function openNetworkKernel(): NetworkKernel {
+  const intercept = createBridgeIntercept();
+  return {
+    listLinks,
+    listIpv4Addresses,
+    attachToBridge,
+    installIntercept: intercept.install,
+    removeIntercept: intercept.remove,
+    startArpResponder,
+    watchLinkEvents,
+    close: closeRoutingSocket,
+  };
+}
