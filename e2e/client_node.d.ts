@@ -97,6 +97,16 @@ export declare class CustomObjectsApi {
     name: string;
     // deno-lint-ignore no-explicit-any
   }): Promise<any>;
+  patchNamespacedCustomObject(param: {
+    group: string;
+    version: string;
+    namespace: string;
+    plural: string;
+    name: string;
+    /** A JSON Patch (RFC 6902): the client's default content type for this call. */
+    body: unknown[];
+    // deno-lint-ignore no-explicit-any
+  }): Promise<any>;
   listClusterCustomObject(param: {
     group: string;
     version: string;

@@ -177,6 +177,34 @@ export async function getVmi(cluster: Cluster, namespace: string, name: string):
   });
 }
 
+// deno-lint-ignore no-explicit-any
+export type Vm = any;
+
+const VIRTUAL_MACHINES = { group: "kubevirt.io", version: "v1", plural: "virtualmachines" };
+
+export async function getVm(cluster: Cluster, namespace: string, name: string): Promise<Vm> {
+  return await cluster.custom.getNamespacedCustomObject({ ...VIRTUAL_MACHINES, namespace, name });
+}
+
+/** Applies a JSON Patch to a VirtualMachine (through the admission webhooks, as any update). */
+export async function patchVm(
+  cluster: Cluster,
+  namespace: string,
+  name: string,
+  patch: unknown[],
+): Promise<Vm> {
+  try {
+    return await cluster.custom.patchNamespacedCustomObject({
+      ...VIRTUAL_MACHINES,
+      namespace,
+      name,
+      body: patch,
+    });
+  } catch (error) {
+    throw new Error(`patching VirtualMachine ${namespace}/${name}: ${describe(error)}`);
+  }
+}
+
 export interface ExecResult {
   stdout: string;
   stderr: string;

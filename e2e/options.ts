@@ -31,6 +31,7 @@ export const SCENARIOS = [
   "user-data-secret",
   "no-dhcp",
   "cloud-init",
+  "opt-in-later",
 ] as const;
 export type Scenario = typeof SCENARIOS[number];
 

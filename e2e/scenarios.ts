@@ -7,7 +7,7 @@
 
 import { KUBEVIRT, METADATA_ADDRESS, NOCLOUD_SERIAL } from "../services/shared/contract.ts";
 import { ANNOTATIONS } from "../services/shared/contract.ts";
-import { type Cluster, execIn, getVmi, reviewToken } from "./cluster.ts";
+import { type Cluster, execIn, getVm, getVmi, patchVm, reviewToken } from "./cluster.ts";
 import { type ExpectedIdentity, identityProblems } from "./checks.ts";
 import { sidecarProblems } from "../testing/sidecar_container.ts";
 import { type GuestConsole, openConsole } from "./console.ts";
@@ -25,6 +25,7 @@ export const SCENARIO_FILES: Record<Scenario, string[]> = {
   "user-data-secret": ["vm-cirros-user-data-secret.yaml"],
   "no-dhcp": ["net-attach-def-no-dhcp.yaml", "vm-cirros-no-dhcp.yaml"],
   "cloud-init": ["vm-ubuntu-cloud-init.yaml"],
+  "opt-in-later": ["vm-cirros-opt-in-later.yaml"],
 };
 
 const CIRROS = { user: "cirros", password: "gocubsgo" };
@@ -342,5 +343,49 @@ export const SCENARIO_CHECKS: Record<Scenario, Check> = {
     } finally {
       await guest.close();
     }
+  },
+
+  "opt-in-later": async (run) => {
+    // A VM created without the opt-in (so with KubeVirt's own serial on KubeVirt 1.6.1+),
+    // opted in by an update, then started: the update and the start both go through
+    // the VM webhook, and the VM ends with the NoCloud serial and the sidecar.
+    const vm = vmFrom(run, "vm-cirros-opt-in-later.yaml");
+    const name = vm.metadata.name;
+    const serialOf = (object: { spec?: { template?: { spec?: { domain?: unknown } } } }) =>
+      (object.spec?.template?.spec?.domain as { firmware?: { serial?: string } } | undefined)
+        ?.firmware?.serial;
+    const before = serialOf(await getVm(run.cluster, run.namespace, name));
+    run.log(`    created without the opt-in; serial ${JSON.stringify(before)}`);
+    const annotations = (vm.spec as { template: { metadata: { annotations?: unknown } } })
+      .template.metadata.annotations;
+    const optIn = annotations === undefined
+      ? {
+        op: "add",
+        path: "/spec/template/metadata/annotations",
+        value: { [ANNOTATIONS.enabled]: "true" },
+      }
+      : {
+        op: "add",
+        path: `/spec/template/metadata/annotations/${ANNOTATIONS.enabled.replace("/", "~1")}`,
+        value: "true",
+      };
+    const updated = await patchVm(run.cluster, run.namespace, name, [optIn]);
+    if (serialOf(updated) !== NOCLOUD_SERIAL) {
+      throw new Error(
+        `after opting in, the VM's serial is ${
+          JSON.stringify(serialOf(updated))
+        }, not the NoCloud one`,
+      );
+    }
+    run.log(`    opted in by an update: serial ${JSON.stringify(before)} → the NoCloud serial`);
+    await patchVm(run.cluster, run.namespace, name, [
+      { op: "replace", path: "/spec/runStrategy", value: "Always" },
+    ]);
+    const launcher = await waitForVm(run, name);
+    const serial = launcher.vmi.spec?.domain?.firmware?.serial;
+    if (serial !== NOCLOUD_SERIAL) {
+      throw new Error(`the started VMI's serial is ${JSON.stringify(serial)}`);
+    }
+    await checkFromCompute(run, launcher, expectedIdentity(run, vm));
   },
 };

@@ -27,7 +27,11 @@ const FILES = [
   "vm-cirros-no-dhcp.yaml",
   "vm-ubuntu-cloud-init.yaml",
   "vm-cirros-user-data-secret.yaml",
+  "vm-cirros-opt-in-later.yaml",
 ];
+
+/** The VM that starts without the opt-in; the e2e suite opts it in after creation. */
+const OPTS_IN_LATER = "vm-cirros-opt-in-later.yaml";
 
 const manifests = new Map<string, KubeObject[]>();
 for (const file of FILES) manifests.set(file, await readManifest(file));
@@ -74,11 +78,15 @@ Deno.test("manifests: VMs are valid KubeVirt objects with no field the API would
   }
 });
 
-Deno.test("manifests: every VM opts in, and its parts refer to each other", () => {
+Deno.test("manifests: every VM opts in (one only later), and its parts refer to each other", () => {
   for (const file of FILES.filter((f) => f.startsWith("vm-"))) {
     const vm = vmOf(file);
     const spec = vm.spec.template.spec!;
-    assertEquals(templateAnnotations(vm)[ANNOTATIONS.enabled], "true", `${file}: not enabled`);
+    assertEquals(
+      templateAnnotations(vm)[ANNOTATIONS.enabled],
+      file === OPTS_IN_LATER ? undefined : "true",
+      `${file}: opt-in`,
+    );
     const volumes = (spec.volumes ?? []).map((v) => v.name).sort();
     const disks = (spec.domain.devices.disks ?? []).map((d) => d.name).sort();
     assertEquals(disks, volumes, `${file}: disks and volumes differ`);
@@ -163,4 +171,11 @@ Deno.test("manifests: the README's install example is vm-ubuntu-cloud-init.yaml,
   // The file's leading comment is for readers of the file; the rest is shown as is.
   const body = file.replace(/^(#.*\n)+/, "").trimEnd();
   assertEquals(shown, body);
+});
+
+Deno.test("manifests: the VM that opts in later is created halted, with no serial of its own", () => {
+  const vm = vmOf(OPTS_IN_LATER);
+  assertEquals(vm.spec.runStrategy, "Halted");
+  assertEquals(vm.spec.template.metadata?.annotations, undefined);
+  assertEquals(vm.spec.template.spec!.domain.firmware, undefined);
 });
