@@ -35,6 +35,11 @@ export const ANNOTATIONS = {
   adminPasswordSecret: "imds.kubevirt.io/admin-password-secret",
   /** The admin account cloudbase-init creates or sets the password of (OpenStack `meta.admin_username`). */
   adminUsername: "imds.kubevirt.io/admin-username",
+  /**
+   * Written by the VM webhook, not by users: the Secrets of the VM's
+   * `spec.accessCredentials` SSH keys, comma-separated, for the pod webhook to mount.
+   */
+  accessCredentialsSecrets: "imds.kubevirt.io/access-credentials-secrets",
 } as const;
 
 /** Values of ANNOTATIONS.datasource. Both APIs are always served; this picks what cloud-init detects. */
@@ -158,7 +163,7 @@ export const SIDECAR_PATHS = {
   adminPasswordDir: "/var/run/imds-admin",
   adminPassword: "/var/run/imds-admin/admin-password",
   /** An emptyDir: survives sidecar restarts, not the pod. */
-  stateDir: "/var/lib/imds",
+  stateDir: "/var/run/imds-state",
   /** Downward API files that change while the pod runs: labels, annotations, network-status. */
   podInfoDir: "/var/run/imds-pod",
 } as const;

@@ -9,6 +9,8 @@ import type { InjectionSettings } from "./config.ts";
 import { appendAll, isObject, type JsonObject, type JsonValue } from "./json_patch.ts";
 import { type Mutation, unchanged } from "./mutation.ts";
 import { quote, readCloudInitSources, readOptIn } from "./opt_in.ts";
+import { readGuestAccess } from "./guest_access.ts";
+import { guestAccessAdditions } from "./guest_access_volumes.ts";
 import { buildSidecar, freeName, type PodFacts, VOLUME_BASE_NAMES } from "./sidecar_spec.ts";
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -86,7 +88,14 @@ export function mutatePod(pod: JsonObject, settings: InjectionSettings): Mutatio
   const token = freeName(VOLUME_BASE_NAMES.token, taken);
   taken.add(token);
   const cloudInit = freeName(VOLUME_BASE_NAMES.cloudInit, taken);
+  taken.add(cloudInit);
   const sidecar = buildSidecar(settings, facts, { token, cloudInit });
+  const access = readGuestAccess(annotations);
+  warnings.push(...access.warnings);
+  const additions = guestAccessAdditions(access.value, taken);
+  (sidecar.container.env as JsonObject[]).push(...additions.env);
+  (sidecar.container.volumeMounts as JsonObject[]).push(...additions.volumeMounts);
+  sidecar.volumes.push(...additions.volumes);
 
   const list = settings.sidecar.nativeSidecar ? "initContainers" : "containers";
   const operations = [

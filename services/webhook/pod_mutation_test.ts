@@ -62,6 +62,15 @@ const DEFAULT_TUNING_ENV = [
   { name: "IMDS_PASST", value: "true" },
 ];
 
+/** Every sidecar gets an emptyDir for the password a guest posts (see guest_access_volumes.ts). */
+const STATE_ENV = { name: "IMDS_STATE_DIR", value: "/var/run/imds-state" };
+const STATE_MOUNT = { name: "imds-state", mountPath: "/var/run/imds-state", readOnly: false };
+const STATE_VOLUME = {
+  op: "add",
+  path: "/spec/volumes/-",
+  value: { name: "imds-state", emptyDir: { sizeLimit: "1Mi" } },
+};
+
 Deno.test("masquerade pod with inline user-data gets a native sidecar, token and downward-API user-data", () => {
   const pod = fixture("pod_masquerade");
   const mutation = mutatePod(pod, settings());
@@ -82,12 +91,14 @@ Deno.test("masquerade pod with inline user-data gets a native sidecar, token and
           { name: "IMDS_TOKEN_PATH", value: "/var/run/secrets/tokens/token" },
           { name: "IMDS_USER_DATA_FILE", value: "/var/run/imds/user-data" },
           ...DEFAULT_TUNING_ENV,
+          STATE_ENV,
         ],
         resources: DEFAULT_RESOURCES,
         securityContext: SECURITY_CONTEXT,
         volumeMounts: [
           { name: "imds-token", mountPath: "/var/run/secrets/tokens", readOnly: true },
           { name: "imds-cloud-init", mountPath: "/var/run/imds", readOnly: true },
+          STATE_MOUNT,
         ],
         terminationMessagePolicy: "FallbackToLogsOnError",
         restartPolicy: "Always",
@@ -123,6 +134,7 @@ Deno.test("masquerade pod with inline user-data gets a native sidecar, token and
         },
       },
     },
+    STATE_VOLUME,
   ]);
   const patched = applyAndValidate(pod, mutation.operations);
   const spec = patched.spec as { initContainers: { name: string }[]; containers: unknown[] };
@@ -188,6 +200,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
           { name: "IMDS_ARP_RESPONDER", value: "false" },
           { name: "IMDS_BRIDGE_INTERCEPT", value: "true" },
           { name: "IMDS_PASST", value: "false" },
+          STATE_ENV,
         ],
         resources: {
           requests: { cpu: "5m", memory: "32Mi" },
@@ -196,6 +209,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
         securityContext: SECURITY_CONTEXT,
         volumeMounts: [
           { name: "imds-token", mountPath: "/var/run/secrets/tokens", readOnly: true },
+          STATE_MOUNT,
         ],
         terminationMessagePolicy: "FallbackToLogsOnError",
       },
@@ -226,6 +240,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
         },
       },
     },
+    STATE_VOLUME,
   ]);
   const patched = applyAndValidate(pod, mutation.operations);
   assertEquals(
@@ -256,12 +271,14 @@ Deno.test("Multus pod: user-data from a Secret, network-config from a ConfigMap 
         { name: "IMDS_USER_DATA_FILE", value: "/var/run/imds/user-data" },
         { name: "IMDS_NETWORK_CONFIG_FILE", value: "/var/run/imds/network-config" },
         ...DEFAULT_TUNING_ENV,
+        STATE_ENV,
       ],
       resources: DEFAULT_RESOURCES,
       securityContext: SECURITY_CONTEXT,
       volumeMounts: [
         { name: "imds-token-2", mountPath: "/var/run/secrets/tokens", readOnly: true },
         { name: "imds-cloud-init", mountPath: "/var/run/imds", readOnly: true },
+        STATE_MOUNT,
       ],
       terminationMessagePolicy: "FallbackToLogsOnError",
       restartPolicy: "Always",
@@ -301,7 +318,7 @@ Deno.test("Multus pod: user-data from a Secret, network-config from a ConfigMap 
       },
     },
   });
-  assertEquals(mutation.operations.length, 3);
+  assertEquals(mutation.operations.length, 4);
   const patched = applyAndValidate(pod, mutation.operations);
   const names = (patched.spec as { volumes: { name: string }[] }).volumes.map((volume) =>
     volume.name

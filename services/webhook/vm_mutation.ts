@@ -8,10 +8,12 @@
  * kubectl, warnings on its pod do not.
  */
 
-import { ANNOTATIONS } from "../shared/contract.ts";
-import { isObject, type JsonObject, type JsonValue } from "./json_patch.ts";
+import { ANNOTATIONS, DATASOURCES, NOCLOUD_SERIAL } from "../shared/contract.ts";
+import { accessCredentialSecrets } from "./guest_access.ts";
+import { isObject, type JsonObject, type JsonValue, pointer } from "./json_patch.ts";
 import { type Mutation, unchanged } from "./mutation.ts";
 import { nocloudSerial } from "./nocloud_serial.ts";
+import { openstackAssetTag, readDatasource } from "./openstack_asset_tag.ts";
 import { readCloudInitSources, readOptIn } from "./opt_in.ts";
 
 export type VmKind = "VirtualMachine" | "VirtualMachineInstance";
@@ -49,15 +51,63 @@ export function mutateVm(
       warnings,
     );
   }
-  const warnings = readCloudInitSources(annotations as JsonObject).warnings;
-  if (!options.serialInjection) return unchanged("serial injection is off", warnings);
+  const datasource = readDatasource(annotations as JsonObject);
+  const warnings = [
+    ...readCloudInitSources(annotations as JsonObject).warnings,
+    ...datasource.warnings,
+  ];
+  const specAt = isVm ? ["spec", "template", "spec"] : ["spec"];
+  const credentials = accessCredentialsAnnotation(
+    annotations as JsonObject,
+    annotationsAt,
+    child(vm, ...specAt),
+  );
+  if (!options.serialInjection) {
+    return { ...credentials, reason: "serial injection is off", warnings };
+  }
 
-  const domainAt = isVm ? ["spec", "template", "spec", "domain"] : ["spec", "domain"];
-  // One part per DMI field the webhook writes into the domain.
-  const parts = [nocloudSerial(vm, domainAt)];
+  const domainAt = [...specAt, "domain"];
+  // One part per DMI field the webhook writes into the domain: the serial for NoCloud,
+  // the chassis asset tag for OpenStack.
+  const openstack = datasource.value === DATASOURCES.openstack;
+  const parts = [
+    openstack ? openstackAssetTag(vm, domainAt) : nocloudSerial(vm, domainAt),
+    ...(credentials.operations.length > 0 ? [credentials] : []),
+  ];
+  if (openstack && child(vm, ...domainAt, "firmware", "serial") === NOCLOUD_SERIAL) {
+    warnings.push(
+      `${
+        [...domainAt, "firmware", "serial"].join(".")
+      } still selects NoCloud, which cloud-init prefers to OpenStack; remove it`,
+    );
+  }
   return {
     operations: parts.flatMap((part) => part.operations),
     warnings: [...warnings, ...parts.flatMap((part) => part.warnings)],
     reason: parts.map((part) => part.reason).join(", "),
+  };
+}
+
+/**
+ * Records the Secrets of the VM's spec.accessCredentials SSH keys in an
+ * annotation that reaches the pod, where the pod webhook mounts them for the
+ * sidecar (the pod itself does not say which Secrets those are).
+ */
+function accessCredentialsAnnotation(
+  annotations: JsonObject,
+  annotationsAt: string[],
+  spec: JsonValue | undefined,
+): Mutation {
+  const names = accessCredentialSecrets(spec).join(",");
+  const current = annotations[ANNOTATIONS.accessCredentialsSecrets];
+  if (names === "" || current === names) return unchanged("no access credentials to record");
+  return {
+    operations: [{
+      op: "add",
+      path: pointer([...annotationsAt, ANNOTATIONS.accessCredentialsSecrets]),
+      value: names,
+    }],
+    warnings: [],
+    reason: "access credential Secrets recorded",
   };
 }
