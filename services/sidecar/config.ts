@@ -11,6 +11,7 @@ import {
   SIDECAR_PATHS,
 } from "../shared/contract.ts";
 import type { LogLevel } from "../shared/log.ts";
+import { GUEST_IDLE_SECONDS_DEFAULT } from "./datapath/learned_guests.ts";
 import {
   configError,
   type Env,
@@ -53,6 +54,8 @@ export interface NetworkConfig {
   arpResponder: boolean;
   bridgeIntercept: boolean;
   passt: boolean;
+  /** Routes back to link-local guest addresses are removed after this long without traffic. */
+  guestRouteIdleMs: number;
 }
 
 /** What lets the guest's owner in: SSH keys, the admin account, the posted password. */
@@ -331,7 +334,14 @@ function parseNetwork(env: Env): NetworkConfig {
     arpResponder: flag(SIDECAR_ENV.arpResponder),
     bridgeIntercept: flag(SIDECAR_ENV.bridgeIntercept),
     passt: flag(SIDECAR_ENV.passt),
+    guestRouteIdleMs: parseIdleSeconds(env) * 1000,
   };
+}
+
+function parseIdleSeconds(env: Env): number {
+  const value = optional(env, SIDECAR_ENV.guestRouteIdleSeconds);
+  if (value === undefined) return GUEST_IDLE_SECONDS_DEFAULT;
+  return parseNumber(SIDECAR_ENV.guestRouteIdleSeconds, value, { min: 1, max: 86_400 });
 }
 
 function parseInstance(env: Env): InstanceConfig {

@@ -31,6 +31,7 @@ Deno.test("defaults: listen address, token path, rate limit, log level, networki
     arpResponder: true,
     bridgeIntercept: true,
     passt: true,
+    guestRouteIdleMs: 300_000,
   });
 });
 
@@ -53,6 +54,7 @@ Deno.test("every variable is read", () => {
     IMDS_ARP_RESPONDER: "false",
     IMDS_BRIDGE_INTERCEPT: "off",
     IMDS_PASST: "no",
+    IMDS_GUEST_ROUTE_IDLE_SECONDS: "2.5",
   });
   assertEquals(config.listen, { hostname: "127.0.0.1", port: 8080 });
   assertEquals(config.tokenPath, "/run/token");
@@ -83,6 +85,7 @@ Deno.test("every variable is read", () => {
     arpResponder: false,
     bridgeIntercept: false,
     passt: false,
+    guestRouteIdleMs: 2500,
   });
 });
 
@@ -126,6 +129,9 @@ Deno.test("malformed values name their variable", () => {
     ["IMDS_ARP_RESPONDER", "maybe", /expected true or false/],
     ["IMDS_BRIDGE_INTERCEPT", "2", /expected true or false/],
     ["IMDS_PASST", "y", /expected true or false/],
+    ["IMDS_GUEST_ROUTE_IDLE_SECONDS", "0", /must be at least 1/],
+    ["IMDS_GUEST_ROUTE_IDLE_SECONDS", "90000", /must be at most 86400/],
+    ["IMDS_GUEST_ROUTE_IDLE_SECONDS", "5m", /expected a number/],
     ["IMDS_BRIDGE_NAME", "k6t-this-name-is-too-long", /not a valid interface name/],
     ["IMDS_USER_DATA_FILE", "user-data", /expected an absolute file path/],
   ];

@@ -52,7 +52,7 @@ export async function run(args: string[], env: Env = processEnv): Promise<number
     );
   }
 
-  const kernel = openNetworkKernel();
+  const kernel = openNetworkKernel(log);
   let server: MetadataServer;
   let network: NetworkRuntime;
   try {

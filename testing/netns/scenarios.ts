@@ -11,12 +11,12 @@ import {
   buildArpRequest,
   parseArpFrame,
 } from "../../services/sidecar/kernel/arp_packet.ts";
-import { type ArpTarget, startArpResponder } from "../../services/sidecar/datapath/arp_responder.ts";
 import {
-  attachToBridge,
-  ensureLoopbackAddress,
-  knownClients,
-} from "../../services/sidecar/datapath/attach.ts";
+  type ArpTarget,
+  startArpResponder,
+} from "../../services/sidecar/datapath/arp_responder.ts";
+import { attachToBridge, ensureLoopbackAddress } from "../../services/sidecar/datapath/attach.ts";
+import { routedGuests } from "../../services/sidecar/datapath/guest_routes.ts";
 import {
   AF_PACKET,
   check,
@@ -213,7 +213,7 @@ const scenarios: Record<string, () => unknown> = {
     const neighbours = sh("ip", "neigh", "show", "dev", "va");
     const listedRoute = listRoutes().find((route) => route.destination === "169.254.100.100/32");
     const listedNeighbour = listNeighbours(a.index).get("169.254.100.100") ?? null;
-    const known = [...knownClients(a.index)];
+    const known = [...routedGuests(a.index)];
     replaceFdbEntry({ port: b.index, mac: "02:aa:bb:cc:dd:ee" });
     const fdbPort = fdbPortOf(bridge.index, "02:aa:bb:cc:dd:ee");
     const fdb = listFdb(bridge.index).filter((entry) => entry.mac === "02:aa:bb:cc:dd:ee");

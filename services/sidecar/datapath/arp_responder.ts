@@ -12,7 +12,8 @@
 
 import type { LogLevel } from "../../shared/log.ts";
 import { metadataTrafficFilter } from "../kernel/arp_syn_filter.ts";
-import type { ArpTarget, FromWorker, ToWorker } from "./arp_worker.ts";
+import type { ArpTarget, FromWorker, LearningSettings, ToWorker } from "./arp_worker.ts";
+import { GUEST_IDLE_SECONDS_DEFAULT } from "./learned_guests.ts";
 import {
   AF_PACKET,
   attachSocketFilter,
@@ -64,7 +65,15 @@ export function openArpRequestSocket(address: string, interfaceIndex = 0): numbe
   }
 }
 
-export function startArpResponder(address: string, logLevel: LogLevel): ArpResponder {
+/**
+ * Starts the responder thread. `learning` bounds the routes back to link-local guests in time
+ * (by default, the sidecar's default IMDS_GUEST_ROUTE_IDLE_SECONDS).
+ */
+export function startArpResponder(
+  address: string,
+  logLevel: LogLevel,
+  learning: LearningSettings = { guestRouteIdleMs: GUEST_IDLE_SECONDS_DEFAULT * 1000 },
+): ArpResponder {
   const fd = openArpRequestSocket(address);
   const wakeFd = libc().eventfd(0, EFD_CLOEXEC);
   if (wakeFd < 0) {
@@ -100,7 +109,7 @@ export function startArpResponder(address: string, logLevel: LogLevel): ArpRespo
     one[0] = 1;
     libc().write(wakeFd, one, 8n);
   };
-  worker.postMessage({ type: "init", fd, wake: wakeFd, logLevel } satisfies ToWorker);
+  worker.postMessage({ type: "init", fd, wake: wakeFd, logLevel, learning } satisfies ToWorker);
 
   let lastTargets = "";
   let stopping: Promise<void> | undefined;

@@ -19,6 +19,10 @@
  * against the pod's own addresses and routes (guest_route_policy.ts): a guest claiming, say, the pod's
  * gateway 169.254.1.1 gets neither a route nor an ARP reply, and is logged once.
  *
+ * What is learned is bounded (guest_learning.ts): a few addresses per bridge, forgotten when
+ * idle, learned at a limited rate per VM port. A sender over the rate gets neither a route nor
+ * an ARP reply; the flood is reported once with its counts.
+ *
  * Protocol: the main thread posts a message, then adds 1 to the eventfd; the worker, woken,
  * yields to its event loop until it has received as many messages as the eventfd counted.
  */
@@ -32,7 +36,8 @@ import {
   isRequestFor,
   parseArpFrame,
 } from "../kernel/arp_packet.ts";
-import { knownClients, learnClient } from "./attach.ts";
+import { createGuestLearner, type GuestLearner, type LearningBridge } from "./guest_learning.ts";
+import type { LearnedGuests } from "./learned_guests.ts";
 import {
   type ClientVerdict,
   createRefusals,
@@ -76,18 +81,24 @@ export interface ArpTarget {
   learnRoutes: boolean;
 }
 
+/** How learning is bounded in time (the rest is fixed, see guest_learning.ts). */
+export interface LearningSettings {
+  /** A guest address not seen for this long (and with no connection open) is forgotten. */
+  guestRouteIdleMs: number;
+}
+
 export type ToWorker =
   /** `fd`: the filtered packet socket; `wake`: eventfd written after every later message. */
-  | { type: "init"; fd: number; wake: number; logLevel: LogLevel }
+  | { type: "init"; fd: number; wake: number; logLevel: LogLevel; learning: LearningSettings }
   | { type: "targets"; targets: ArpTarget[] }
   | { type: "exit" };
 
 export type FromWorker = { type: "failed"; error: string } | { type: "exited" };
 
-interface Served extends ArpTarget {
+interface Served extends ArpTarget, LearningBridge {
   log: Logger;
-  /** Link-local askers with a route back: IP → MAC. */
-  clients: Map<string, string>;
+  /** Link-local guests with a route back through the veth. */
+  guests: LearnedGuests;
 }
 
 /**
@@ -169,7 +180,7 @@ function podRouting(now: number): PodRouting {
  * Whether the way back to link-local guest `ip` may go through `entry`'s veth (see
  * guest_route_policy.ts). A refused address is logged once and not judged again for a while.
  */
-function mayLearn(entry: Served, ip: string, mac: string): boolean {
+function mayLearn(entry: LearningBridge, ip: string, mac: string): boolean {
   const now = Date.now();
   if (refusals.recent(ip, now) !== undefined) return false;
   let verdict: ClientVerdict;
@@ -196,6 +207,16 @@ function mayLearn(entry: Served, ip: string, mac: string): boolean {
     );
   }
   return false;
+}
+
+/** Set by the "init" message, which comes before any other. */
+let learner: GuestLearner;
+
+function startLearning(settings: LearningSettings): void {
+  learner = createGuestLearner({ idleMs: settings.guestRouteIdleMs }, {
+    refusedRecently: (ip, now) => refusals.recent(ip, now) !== undefined,
+    accepts: mayLearn,
+  });
 }
 
 function setTargets(targets: ArpTarget[]): void {
@@ -232,68 +253,54 @@ function setTargets(targets: ArpTarget[]): void {
           sink: bufferedSink,
         }),
       // Routes learned through a veth that still exists stay valid.
-      clients: before && before.sidecarIndex === target.sidecarIndex ? before.clients : new Map(),
+      guests: before && before.sidecarIndex === target.sidecarIndex
+        ? before.guests
+        : learner.newTable(),
     };
     if (!before && target.learnRoutes) {
-      // Started again: take over the routes an earlier run learned, so they can be restored if
-      // the veth is re-created (guests with a cached MAC do not ask again for a while).
-      try {
-        entry.clients = knownClients(target.sidecarIndex);
-      } catch (error) {
-        entry.log.warn("could not read the routes learned earlier", { error });
-      }
+      // Started again: take over the routes an earlier run learned (as many as are allowed), so
+      // they expire, and can be restored if the veth is re-created (guests with a cached MAC do
+      // not ask again for a while).
+      learner.adopt(entry, now);
     }
     if (before && before.sidecarIndex !== target.sidecarIndex && target.learnRoutes) {
       // The veth was re-created (same MAC): the guests that knew it will not ask again soon,
       // so put their routes back now.
-      for (const [ip, mac] of before.clients) {
-        if (!mayLearn(entry, ip, mac)) continue;
-        try {
-          learnClient(target.sidecarIndex, entry.clients, { ip, mac });
-        } catch (error) {
-          entry.log.warn(`could not restore the route back to ${ip}`, { client: ip, error });
-        }
-      }
+      learner.restore(entry, before.guests.list(), now);
     }
     served.set(target.bridge, entry);
     for (const port of target.vmPorts) byPort.set(port, entry);
     for (const port of target.otherPorts) foreign.set(port.index, { entry, port: port.name });
   }
+  learner.keepPorts([...byPort.keys()]);
   unclaimed = unclaimed.filter((item) => now - item.at <= UNCLAIMED_KEEP_MS);
   const claimed = unclaimed.filter((item) => byPort.has(item.ingress));
   if (claimed.length === 0) return;
   unclaimed = unclaimed.filter((item) => !byPort.has(item.ingress));
-  for (const item of claimed) handle(byPort.get(item.ingress)!, item.bytes);
+  for (const item of claimed) handle(byPort.get(item.ingress)!, item.ingress, item.bytes);
 }
 
-/** A frame from a VM port: an ARP request to answer, or a SYN to learn the way back from. */
-function handle(entry: Served, bytes: Uint8Array): void {
-  if (ethertypeOf(bytes) === ETH_P_ARP) reply(entry, bytes);
-  else learnFromConnection(entry, bytes);
+/** A frame from VM port `port`: an ARP request to answer, or a SYN to learn the way back from. */
+function handle(entry: Served, port: number, bytes: Uint8Array): void {
+  if (ethertypeOf(bytes) === ETH_P_ARP) reply(entry, port, bytes);
+  else learnFromConnection(entry, port, bytes);
 }
 
-function reply(entry: Served, frameBytes: Uint8Array): void {
+function reply(entry: Served, port: number, frameBytes: Uint8Array): void {
   const request = parseArpFrame(frameBytes);
   if (!request || !isRequestFor(request, entry.address)) return;
   const asker = { client: request.senderIp, clientMac: request.senderMac };
   let learned = false;
   let learnError: unknown;
-  if (
-    entry.learnRoutes && onLinkLocalNetwork(request.senderIp) &&
-    entry.clients.get(request.senderIp) !== request.senderMac &&
-    !mayLearn(entry, request.senderIp, request.senderMac)
-  ) {
-    return; // no way back to it that would not break the pod's own routing
-  }
-  if (entry.learnRoutes) {
-    try {
-      learned = learnClient(entry.sidecarIndex, entry.clients, {
-        ip: request.senderIp,
-        mac: request.senderMac,
-      });
-    } catch (error) {
-      learnError = error;
-    }
+  if (entry.learnRoutes && onLinkLocalNetwork(request.senderIp)) {
+    const admission = learner.admit(entry, port, {
+      ip: request.senderIp,
+      mac: request.senderMac,
+    }, Date.now());
+    // Refused (no way back to it that would not break the pod's own routing) or over the rate.
+    if (admission.kind === "dropped") return;
+    learned = admission.kind === "learned";
+    if (admission.kind === "learned") learnError = admission.error;
   }
   const sent = sendFrame(
     buildArpReply(request, entry.address, entry.mac),
@@ -322,27 +329,26 @@ function reply(entry: Served, frameBytes: Uint8Array): void {
  * A link-local guest connecting without a route back (it never sent an ARP request the
  * responder saw): learn the route from its SYN, then deliver that SYN again through the veth.
  */
-function learnFromConnection(entry: Served, frameBytes: Uint8Array): void {
+function learnFromConnection(entry: Served, port: number, frameBytes: Uint8Array): void {
   if (!entry.learnRoutes) return;
   const syn = parseTcpSyn(frameBytes);
   if (
     !syn || syn.destinationIp !== entry.address || !onLinkLocalNetwork(syn.sourceIp) ||
     syn.sourceIp === entry.address
   ) return;
-  if (entry.clients.get(syn.sourceIp) === syn.ethernetSource) return;
-  if (!mayLearn(entry, syn.sourceIp, syn.ethernetSource)) return;
   const client = { client: syn.sourceIp, clientMac: syn.ethernetSource };
-  let learned: boolean;
-  try {
-    learned = learnClient(entry.sidecarIndex, entry.clients, {
-      ip: syn.sourceIp,
-      mac: syn.ethernetSource,
+  const admission = learner.admit(entry, port, {
+    ip: syn.sourceIp,
+    mac: syn.ethernetSource,
+  }, Date.now());
+  if (admission.kind !== "learned") return; // known already, refused, or over the rate
+  if (admission.error !== undefined) {
+    entry.log.warn("could not install the route back to a connecting guest", {
+      ...client,
+      error: admission.error,
     });
-  } catch (error) {
-    entry.log.warn("could not install the route back to a connecting guest", { ...client, error });
     return;
   }
-  if (!learned) return;
   const sent = sendFrame(
     readdressFrame(frameBytes, entry.mac),
     entry.bridgeSideIndex,
@@ -413,7 +419,7 @@ function drain(): void {
     const ingress = sockaddrLlInterface(from);
     const entry = byPort.get(ingress);
     if (entry) {
-      handle(entry, frame.subarray(0, got));
+      handle(entry, ingress, frame.subarray(0, got));
       continue;
     }
     // An asker outside this VM (behind the pod's uplink) must not reach this VM's metadata.
@@ -443,11 +449,13 @@ async function loop(): Promise<void> {
       // Messages announced through the eventfd may still be on their way: let them arrive.
       while (received < announced) await new Promise((resolve) => setTimeout(resolve, 0));
       if (exiting) break;
-      const next = Math.min(...announcements.map((item) => item.due));
-      const timeout = announcements.length > 0 ? Math.max(0, next - Date.now()) : -1;
+      const due = [...announcements.map((item) => item.due), learner.nextDueAt(served.values())]
+        .filter((at) => at !== undefined);
+      const timeout = due.length > 0 ? Math.max(0, Math.min(...due) - Date.now()) : -1;
       flushLogs(); // before blocking: nothing waits unwritten while idle
       const ready = libc().poll(pollfds.bytes, pollfds.count, timeout);
       announceDue(Date.now());
+      learner.sweep(served.values(), Date.now());
       if (ready <= 0) continue; // timeout or EINTR
       // Messages first: queued frames may be for a bridge the next message adds.
       if (pollfds.readable(1) && Number(libc().read(wake, counter, 8n)) === 8) {
@@ -472,6 +480,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
       fd = message.fd;
       wake = message.wake;
       logLevel = message.logLevel;
+      startLearning(message.learning);
       loop();
       return;
     case "targets":

@@ -1,7 +1,8 @@
 /**
  * The sidecar's presence on a VM bridge: a veth pair whose bridge-side end is a port of the
  * bridge and whose other end carries the metadata address. Also the metadata address on
- * loopback, and routes back to link-local guests learned from their ARP requests.
+ * loopback, and which guests may be routed back through the veth (guest_routes.ts writes the
+ * routes).
  *
  * Apart from arp_ignore=1 on the bridge device (see quietBridge), nothing here touches the
  * bridge, its other ports or its addresses.
@@ -22,11 +23,6 @@ import {
   type Ipv4Address,
   type Link,
   listLinks,
-  listNeighbours,
-  listRoutes,
-  replaceNeighbour,
-  replaceRoute,
-  RT_SCOPE_LINK,
   setIpv4Conf,
   setLink,
 } from "../kernel/rtnetlink.ts";
@@ -189,45 +185,4 @@ export function attachmentIntact(
  */
 export function isLinkLocal(address: string): boolean {
   return isLinkLocalUnicast(address) && address !== METADATA_ADDRESS;
-}
-
-/**
- * Installs the way back to a link-local guest that asked for the metadata address: a /32 route
- * and a neighbour entry on the sidecar end (`sidecarIndex`), so replies leave through the right
- * bridge (several bridges may each have 169.254.x.x guests) without the kernel having to ARP.
- * Returns false when nothing was needed (not link-local, or already known with the same MAC).
- */
-export function learnClient(
-  sidecarIndex: number,
-  known: Map<string, string>,
-  client: { ip: string; mac: string },
-): boolean {
-  if (!isLinkLocal(client.ip) || known.get(client.ip) === client.mac) return false;
-  replaceRoute({
-    destination: `${client.ip}/32`,
-    device: sidecarIndex,
-    source: METADATA_ADDRESS,
-    scope: RT_SCOPE_LINK,
-  });
-  if (client.mac) {
-    replaceNeighbour({ index: sidecarIndex, address: client.ip, mac: client.mac });
-  }
-  known.set(client.ip, client.mac);
-  return true;
-}
-
-/**
- * The link-local guests an earlier run already routes back through `sidecarIndex` (its /32
- * routes, with the MAC from the neighbour table when the kernel still has it; "" otherwise).
- */
-export function knownClients(sidecarIndex: number): Map<string, string> {
-  const neighbours = listNeighbours(sidecarIndex);
-  const clients = new Map<string, string>();
-  for (const route of listRoutes()) {
-    const [ip, prefix] = route.destination.split("/");
-    if (route.device === sidecarIndex && prefix === "32" && isLinkLocal(ip)) {
-      clients.set(ip, neighbours.get(ip) ?? "");
-    }
-  }
-  return clients;
 }

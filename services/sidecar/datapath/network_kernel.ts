@@ -37,12 +37,24 @@ export interface NetworkKernel {
   close(): void;
 }
 
-/** The handle on the current network namespace. */
-export function openNetworkKernel(): NetworkKernel {
+/**
+ * The handle on the current network namespace. A listing the kernel reports as interrupted (the
+ * namespace changed while it was read, as when KubeVirt rewires the pod) is read again; `log`
+ * gets one line for each such listing.
+ */
+export function openNetworkKernel(log: Logger): NetworkKernel {
   const intercept = createBridgeIntercept();
+  const retried = (what: string) => (interruptions: number) =>
+    log.info(
+      `${what} changed while the kernel listed them; listed again (${interruptions} interrupted ` +
+        `listing${interruptions > 1 ? "s" : ""} discarded)`,
+      { interruptions },
+    );
+  const linksRetried = retried("the network interfaces");
+  const addressesRetried = retried("the IPv4 addresses");
   return {
-    listLinks,
-    listIpv4Addresses,
+    listLinks: () => listLinks({ onRetried: linksRetried }),
+    listIpv4Addresses: () => listIpv4Addresses({ onRetried: addressesRetried }),
     attachToBridge,
     installIntercept: intercept.install,
     removeIntercept: intercept.remove,

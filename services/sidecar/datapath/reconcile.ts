@@ -40,7 +40,9 @@ export interface NetworkRuntime {
 }
 
 export interface NetworkOptions {
-  network: Pick<NetworkConfig, "bridgeNames" | "arpResponder" | "bridgeIntercept">;
+  network:
+    & Pick<NetworkConfig, "bridgeNames" | "arpResponder" | "bridgeIntercept">
+    & Partial<Pick<NetworkConfig, "guestRouteIdleMs">>;
   logLevel: LogLevel;
   log: Logger;
   kernel: NetworkKernel;
@@ -62,7 +64,13 @@ export function startNetwork(options: NetworkOptions): NetworkRuntime {
   let stopped = false;
 
   const startResponder = (): void => {
-    const started = kernel.startArpResponder(METADATA_ADDRESS, options.logLevel);
+    const started = kernel.startArpResponder(
+      METADATA_ADDRESS,
+      options.logLevel,
+      network.guestRouteIdleMs === undefined
+        ? undefined
+        : { guestRouteIdleMs: network.guestRouteIdleMs },
+    );
     responder = started;
     started.failed.catch((error) => {
       if (responder !== started || stopped) return;

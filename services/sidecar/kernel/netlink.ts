@@ -19,8 +19,10 @@
  *     NLM_F_REQUEST|NLM_F_ACK and waits for its ACK; a NLMSG_ERROR becomes a
  *     SyscallError (libc.ts: `isSyscallError(e, EEXIST)` works) whose message
  *     starts with `what` and includes the kernel's extended-ack text.
- *   - `dump(sock, {type, flags?, payload}, what)`: NLM_F_DUMP request, returns
- *     every reply message of a (multipart) dump up to NLMSG_DONE.
+ *   - `dump(sock, {type, flags?, payload}, what, {onRetried?})`: NLM_F_DUMP
+ *     request, returns every reply message of a (multipart) dump up to
+ *     NLMSG_DONE; a dump the kernel marks NLM_F_DUMP_INTR is read again (up to
+ *     10 attempts, then an error), and `onRetried` is told it happened.
  *   - `transact(sock, messages, what)`: sends several messages in ONE send (an
  *     nftables batch: BATCH_BEGIN, …, BATCH_END) with consecutive sequence
  *     numbers, waits for the ACK of every message carrying NLM_F_ACK, and
@@ -452,34 +454,114 @@ export function request(sock: NetlinkSocket, message: Request, what: string): Ne
   );
 }
 
-/** A dump request; returns every reply message up to NLMSG_DONE. */
-export function dump(sock: NetlinkSocket, message: Request, what: string): NetlinkMessage[] {
-  const seq = nextSeq(sock);
-  sendAll(
-    sock,
-    encodeMessage({
-      type: message.type,
-      flags: (message.flags ?? 0) | NLM_F_REQUEST | NLM_F_DUMP,
-      seq,
-      payload: message.payload,
-    }),
-    what,
-  );
+/** Set by the kernel on a dump's messages when the dumped state changed while it was read. */
+export const NLM_F_DUMP_INTR = 0x10;
+/** How often an interrupted dump is read again before giving up (as CNI's netlinksafe does). */
+export const DUMP_ATTEMPTS = 10;
+
+/** Whether any of a dump's messages (NLMSG_DONE included) carries NLM_F_DUMP_INTR. */
+export function isDumpInterrupted(messages: NetlinkMessage[]): boolean {
+  return messages.some((message) => (message.flags & NLM_F_DUMP_INTR) !== 0);
+}
+
+export interface DumpOptions {
+  /** Attempts before an interrupted dump is an error (default DUMP_ATTEMPTS). */
+  attempts?: number;
+  /** Told how many interrupted dumps were thrown away when a later attempt was whole. */
+  onRetried?: (interruptions: number) => void;
+}
+
+/** One dump request and its replies, whatever carries them (a socket; a fake in tests). */
+export interface DumpExchange {
+  /** Sends the request again with a fresh sequence number; returns that number. */
+  send(): number;
+  /** The next datagram's messages; null when none came in time. */
+  receive(): NetlinkMessage[] | null;
+  /** Replies to other requests or sockets are skipped. */
+  portId: number;
+}
+
+/** One attempt: every reply of request `seq` up to NLMSG_DONE, and whether it was interrupted. */
+function readDump(
+  exchange: DumpExchange,
+  seq: number,
+  what: string,
+): { replies: NetlinkMessage[]; interrupted: boolean } {
   const replies: NetlinkMessage[] = [];
+  let interrupted = false;
   for (;;) {
-    const batch = receiveOnce(sock, what, REPLY_TIMEOUT_MS);
+    const batch = exchange.receive();
     if (batch === null) throw new Error(`${what}: no reply from the kernel within 5 s`);
     for (const reply of batch) {
-      if (reply.seq !== seq || reply.pid !== sock.portId) continue;
-      if (reply.type === NLMSG_DONE) return replies;
+      if (reply.seq !== seq || reply.pid !== exchange.portId) continue;
+      if (reply.flags & NLM_F_DUMP_INTR) interrupted = true;
+      if (reply.type === NLMSG_DONE) return { replies, interrupted };
       if (reply.type === NLMSG_ERROR) {
         const info = parseError(reply);
         if (info.errno !== 0) throw netlinkError(what, info);
-        return replies;
+        return { replies, interrupted };
       }
       replies.push(reply);
     }
   }
+}
+
+/**
+ * Runs a dump until one attempt comes back whole: a dump the kernel marks NLM_F_DUMP_INTR
+ * (the state changed while it was read, e.g. while KubeVirt rewires the pod) may miss or
+ * repeat entries, so it is read again, up to `attempts` times in all.
+ */
+export function runDump(
+  exchange: DumpExchange,
+  what: string,
+  options: DumpOptions = {},
+): NetlinkMessage[] {
+  const attempts = options.attempts ?? DUMP_ATTEMPTS;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const { replies, interrupted } = readDump(exchange, exchange.send(), what);
+    if (!interrupted) {
+      if (attempt > 1) options.onRetried?.(attempt - 1);
+      return replies;
+    }
+  }
+  throw new Error(
+    `${what}: the kernel interrupted the dump ${attempts} times in a row ` +
+      `(the state kept changing while it was read); giving up for now`,
+  );
+}
+
+/**
+ * A dump request; returns every reply message up to NLMSG_DONE, read again while the kernel
+ * reports the dump as interrupted (see runDump).
+ */
+export function dump(
+  sock: NetlinkSocket,
+  message: Request,
+  what: string,
+  options: DumpOptions = {},
+): NetlinkMessage[] {
+  return runDump(
+    {
+      send() {
+        const seq = nextSeq(sock);
+        sendAll(
+          sock,
+          encodeMessage({
+            type: message.type,
+            flags: (message.flags ?? 0) | NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            payload: message.payload,
+          }),
+          what,
+        );
+        return seq;
+      },
+      receive: () => receiveOnce(sock, what, REPLY_TIMEOUT_MS),
+      portId: sock.portId,
+    },
+    what,
+    options,
+  );
 }
 
 export interface BatchMessage {

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../../../testing/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../../testing/assert.ts";
 import { isSyscallError } from "./libc.ts";
 import {
   attr,
@@ -7,21 +7,29 @@ import {
   attrU16be,
   attrU32,
   closeNetlink,
+  concat,
   dump,
+  DUMP_ATTEMPTS,
+  type DumpExchange,
   encodeMessage,
+  isDumpInterrupted,
   nested,
   NETLINK_ROUTE,
   NLA_F_NESTED,
   NLM_F_ACK,
   NLM_F_ACK_TLVS,
   NLM_F_CAPPED,
+  NLM_F_DUMP_INTR,
+  NLM_F_MULTI,
   NLM_F_REQUEST,
+  NLMSG_DONE,
   NLMSG_ERROR,
   openNetlink,
   parseAttrs,
   parseError,
   parseMessages,
   request,
+  runDump,
   str,
   u32,
 } from "./netlink.ts";
@@ -109,4 +117,87 @@ Deno.test("a real NETLINK_ROUTE socket dumps links and reports a refused request
   } finally {
     closeNetlink(sock);
   }
+});
+
+// ---- interrupted dumps (NLM_F_DUMP_INTR) --------------------------------------------------
+
+const PORT = 4242;
+
+/** One reply datagram of dump `seq`, as the kernel sends it: entries, then NLMSG_DONE. */
+function dumpDatagram(seq: number, entries: number, interrupted: boolean): Uint8Array {
+  const flags = NLM_F_MULTI | (interrupted ? NLM_F_DUMP_INTR : 0);
+  const parts = [];
+  for (let i = 0; i < entries; i++) {
+    parts.push(encodeMessage({ type: 16, flags, seq, pid: PORT, payload: Uint8Array.of(i) }));
+  }
+  parts.push(
+    encodeMessage({ type: NLMSG_DONE, flags, seq, pid: PORT, payload: new Uint8Array(4) }),
+  );
+  return concat(...parts);
+}
+
+/** A dump exchange whose first `interrupted` answers carry NLM_F_DUMP_INTR. */
+function fakeExchange(interrupted: number): DumpExchange & { sent: number } {
+  let seq = 100;
+  const exchange = {
+    sent: 0,
+    portId: PORT,
+    send() {
+      exchange.sent++;
+      return ++seq;
+    },
+    receive() {
+      return parseMessages(dumpDatagram(seq, 2, exchange.sent <= interrupted));
+    },
+  };
+  return exchange;
+}
+
+Deno.test("a dump reply with NLM_F_DUMP_INTR (0x10 in nlmsg_flags) is recognised from its bytes", () => {
+  const marked = dumpDatagram(7, 1, true);
+  assertEquals(new DataView(marked.buffer).getUint16(6, true), 0x12, "NLM_F_MULTI|DUMP_INTR");
+  assertEquals(NLM_F_DUMP_INTR, 0x10);
+  assert(isDumpInterrupted(parseMessages(marked)));
+  assert(!isDumpInterrupted(parseMessages(dumpDatagram(7, 1, false))));
+  // Only on NLMSG_DONE: the kernel may notice the change at the very end.
+  const doneOnly = concat(
+    encodeMessage({ type: 16, flags: NLM_F_MULTI, seq: 7, pid: PORT, payload: Uint8Array.of(0) }),
+    encodeMessage({
+      type: NLMSG_DONE,
+      flags: NLM_F_MULTI | NLM_F_DUMP_INTR,
+      seq: 7,
+      pid: PORT,
+      payload: new Uint8Array(4),
+    }),
+  );
+  assert(isDumpInterrupted(parseMessages(doneOnly)));
+});
+
+Deno.test("an interrupted dump is read again, and the caller is told how many were discarded", () => {
+  const exchange = fakeExchange(3);
+  const retried: number[] = [];
+  const replies = runDump(exchange, "list network interfaces", {
+    onRetried: (n) => retried.push(n),
+  });
+  assertEquals(exchange.sent, 4);
+  assertEquals(replies.map((reply) => reply.payload[0]), [0, 1], "only the whole dump's entries");
+  assertEquals(retried, [3]);
+});
+
+Deno.test("a dump that was never interrupted is read once and reports nothing", () => {
+  const exchange = fakeExchange(0);
+  let told = false;
+  assertEquals(runDump(exchange, "list", { onRetried: () => (told = true) }).length, 2);
+  assertEquals(exchange.sent, 1);
+  assert(!told);
+});
+
+Deno.test("a dump interrupted on every attempt fails after 10 attempts, saying so", () => {
+  const exchange = fakeExchange(Infinity);
+  assertThrows(
+    () => runDump(exchange, "list network interfaces"),
+    /^list network interfaces: the kernel interrupted the dump 10 times in a row/,
+  );
+  assertEquals(exchange.sent, DUMP_ATTEMPTS);
+  assertEquals(DUMP_ATTEMPTS, 10);
 });

@@ -21,6 +21,7 @@ import {
   closeNetlink,
   concat,
   dump,
+  type DumpOptions,
   nested,
   NETLINK_ROUTE,
   type NetlinkMessage,
@@ -283,8 +284,14 @@ export function parseLink(message: NetlinkMessage): Link {
   };
 }
 
-export function listLinks(): Link[] {
-  return dump(sock(), { type: RTM_GETLINK, payload: ifinfomsg() }, "list network interfaces")
+/** Every interface; `options.onRetried` hears of dumps read again (see netlink.dump). */
+export function listLinks(options: DumpOptions = {}): Link[] {
+  return dump(
+    sock(),
+    { type: RTM_GETLINK, payload: ifinfomsg() },
+    "list network interfaces",
+    options,
+  )
     .filter((message) => message.type === RTM_NEWLINK)
     .map(parseLink);
 }
@@ -386,11 +393,16 @@ export interface Ipv4Address {
   prefix: number;
 }
 
-export function listIpv4Addresses(): Ipv4Address[] {
-  return dump(sock(), {
-    type: RTM_GETADDR,
-    payload: ifaddrmsg({ family: AF_INET, prefix: 0, scope: 0, index: 0 }),
-  }, "list IPv4 addresses")
+export function listIpv4Addresses(options: DumpOptions = {}): Ipv4Address[] {
+  return dump(
+    sock(),
+    {
+      type: RTM_GETADDR,
+      payload: ifaddrmsg({ family: AF_INET, prefix: 0, scope: 0, index: 0 }),
+    },
+    "list IPv4 addresses",
+    options,
+  )
     .filter((message) => message.type === RTM_NEWADDR)
     .map((message) => {
       const view = new DataView(
