@@ -9,6 +9,7 @@
 
 import type { Logger, LogLevel } from "../../shared/log.ts";
 import { type ArpResponder, startArpResponder } from "./arp_responder.ts";
+import type { LearningSettings } from "./arp_worker.ts";
 import { type Attachment, attachToBridge } from "./attach.ts";
 import { createBridgeIntercept, type InterceptContext } from "./bridge_intercept.ts";
 import { type LinkEvents, watchLinkEvents } from "../kernel/link_events.ts";
@@ -30,7 +31,11 @@ export interface NetworkKernel {
   /** Called when the bridge disappears; must not fail when there is nothing to remove. */
   removeIntercept(context: InterceptContext): unknown;
   /** Opens the responder's packet socket and starts its thread; throws when it cannot. */
-  startArpResponder(address: string, logLevel: LogLevel): ArpResponder;
+  startArpResponder(
+    address: string,
+    logLevel: LogLevel,
+    learning?: LearningSettings,
+  ): ArpResponder;
   /** Link and IPv4 address changes, for the bridge watcher. */
   watchLinkEvents(): LinkEvents;
   /** Releases what the handle holds open. */
