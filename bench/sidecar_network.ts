@@ -12,7 +12,7 @@
  * 3. The first request of a link-local guest that never ARPs for the address (it
  *    took the sidecar's MAC from the announcement, so the sidecar learns the way
  *    back from the connection itself). Baseline: the next request on that path.
- * 4. What a reconcile with nothing new costs the interception (installIntercept,
+ * 4. What a reconcile with nothing new costs the interception (intercept.install,
  *    run in the pod's namespace, blocking the event loop). Baseline: writing the
  *    same nftables table once (what every reconcile used to do).
  *
@@ -26,13 +26,15 @@
 
 import { fixed, type LatencySummary, percentile, printTable, summarize } from "./lib.ts";
 import { netnsUnavailableReason } from "../testing/netns/harness.ts";
-import { inNamespace, ipBatch, mustRun, sleep, sysctl, waitFor } from "../testing/netns/command.ts";
+import { ipBatch, sleep, sysctl, waitFor } from "../testing/netns/command.ts";
 import { sidecarMacs, waitUntilServed } from "../testing/netns/expectations.ts";
 import { createLab, type Lab } from "../testing/netns/lab.ts";
 import { curl, neighbourMac } from "../testing/netns/probes.ts";
 import { labIdentity, startSidecar } from "../testing/netns/sidecar_process.ts";
+import { runIntercept } from "../testing/netns/intercept_script.ts";
 import {
   addMultusNic,
+  addSidecarVeth,
   configureGuestAddress,
   createGuest,
   createPod,
@@ -41,7 +43,7 @@ import {
   type VmNic,
 } from "../testing/netns/topology.ts";
 import { METADATA_ADDRESS } from "../services/shared/contract.ts";
-import type { ProbeResult } from "../testing/netns/arp_probe.ts";
+import { runArpProbe } from "../testing/netns/arp_probe.ts";
 
 const ARP_REQUESTS = 500;
 const FIRST_OK_ROUNDS = 10;
@@ -52,7 +54,6 @@ const ARP_TARGET_P99_MS = 1;
 const NO_ARP_ROUNDS = 5;
 const RECONCILE_CALLS = 50;
 const FIRST_OK_TARGET_MS = 500;
-const PROBE = new URL("../testing/netns/arp_probe.ts", import.meta.url).pathname;
 
 interface Wired {
   pod: Pod;
@@ -113,19 +114,13 @@ async function arpLatency(): Promise<void> {
     await waitUntilServed(guest.ns, labIdentity("bench-arp"));
     const sidecar = await sidecarMacs(pod.ns);
     await ipBatch(pod.node, [`address add ${NEIGHBOUR_ADDRESS}/16 dev ${nic.networkBridge}`]);
-    const probe = async (target: string) =>
-      JSON.parse(
-        await mustRun(inNamespace(guest.ns, [
-          Deno.execPath(),
-          "run",
-          "-A",
-          PROBE,
-          nic.guestInterface,
-          GUEST_ADDRESS,
-          target,
-          String(ARP_REQUESTS),
-        ])),
-      ) as ProbeResult;
+    const probe = (targetIp: string) =>
+      runArpProbe(guest.ns, {
+        iface: nic.guestInterface,
+        sourceIp: GUEST_ADDRESS,
+        targetIp,
+        count: ARP_REQUESTS,
+      });
     // Alternate the two, twice, so both see the same machine load.
     const ours: number[] = [];
     const kernel: number[] = [];
@@ -258,67 +253,21 @@ async function firstRequestWithoutArp(): Promise<void> {
   );
 }
 
-const INTERCEPT_MODULE =
-  new URL("../services/sidecar/datapath/bridge_intercept.ts", import.meta.url).href;
-const RULESET_MODULE =
-  new URL("../services/sidecar/datapath/bridge_intercept_ruleset.ts", import.meta.url)
-    .href;
-const NETLINK_MODULE = new URL("../services/sidecar/kernel/netlink.ts", import.meta.url).href;
-const NFTABLES_MODULE = new URL("../services/sidecar/kernel/nftables.ts", import.meta.url).href;
-const RTNETLINK_MODULE = new URL("../services/sidecar/kernel/rtnetlink.ts", import.meta.url).href;
-
-/** installIntercept with nothing new vs. writing the same table, timed in the pod namespace. */
+/** intercept.install with nothing new vs. writing the same table, timed in the pod namespace. */
 async function reconcileCost(): Promise<void> {
   const lab = createLab();
   try {
     const pod = await createPod(lab);
     const guest = await createGuest(lab);
     const nic = await addMultusNic(pod, guest, { network: "bench-net" });
-    await ipBatch(pod.ns, [
-      "link add imdb-bench type veth peer name imds-bench",
-      "link set imdb-bench address fe:00:00:00:00:01",
-      `link set imdb-bench master ${nic.bridge}`,
-      "link set imdb-bench up",
-      "link set imds-bench up",
-    ]);
-    const script = `
-      import { installIntercept } from ${JSON.stringify(INTERCEPT_MODULE)};
-      import { interceptBatch } from ${JSON.stringify(RULESET_MODULE)};
-      import { openNetlink, closeNetlink, NETLINK_NETFILTER } from ${
-      JSON.stringify(NETLINK_MODULE)
-    };
-      import { commit } from ${JSON.stringify(NFTABLES_MODULE)};
-      import { findLink } from ${JSON.stringify(RTNETLINK_MODULE)};
-      const log = { debug() {}, info() {}, warn() {}, error() {}, with() { return log; } };
-      const bridge = findLink(${JSON.stringify(nic.bridge)});
-      const sidecar = findLink("imds-bench");
-      const ctx = { bridge: bridge.name, bridgeIndex: bridge.index, vethBridgeSide: "imdb-bench",
-        vethSidecarSide: sidecar.name, vethSidecarIndex: sidecar.index, vethMac: sidecar.mac, log };
-      installIntercept(ctx);
-      const target = { bridge: bridge.name, bridgeMac: bridge.mac, vmPorts: [${
-      JSON.stringify(nic.tap)
-    }],
-        sidecarPort: "imdb-bench", sidecarMac: sidecar.mac };
-      const reconcile = [], write = [];
-      // Separate loops: every write moves the ruleset generation, which makes the next check
-      // read the table back (the path taken after someone else's nftables change).
-      for (let i = 0; i < ${RECONCILE_CALLS}; i++) {
-        const t = performance.now();
-        installIntercept(ctx);
-        reconcile.push(performance.now() - t);
-      }
-      for (let i = 0; i < ${RECONCILE_CALLS}; i++) {
-        const t = performance.now();
-        const sock = openNetlink(NETLINK_NETFILTER);
-        try { commit(sock, interceptBatch([target]), "write"); } finally { closeNetlink(sock); }
-        write.push(performance.now() - t);
-      }
-      console.log(JSON.stringify({ reconcile, write }));`;
-    const out = await mustRun(inNamespace(pod.ns, [Deno.execPath(), "eval", "--no-lock", script]));
-    const { reconcile, write } = JSON.parse(out.trim().split("\n").at(-1)!) as {
-      reconcile: number[];
-      write: number[];
-    };
+    const veth = await addSidecarVeth(pod, nic.bridge);
+    const { reconcile, write } = await runIntercept(pod.ns, {
+      action: "timeReconcile",
+      bridge: nic.bridge,
+      veth,
+      vmPorts: [nic.tap],
+      calls: RECONCILE_CALLS,
+    });
     const base = summarize(write);
     const row = (what: string, values: number[]) => {
       const summary = summarize(values);
@@ -334,7 +283,7 @@ async function reconcileCost(): Promise<void> {
       `Interception work per reconcile with nothing new (${RECONCILE_CALLS} calls, event loop blocked)`,
       ["call", "p50 ms", "p99 ms", "max ms", "× baseline p50"],
       [
-        row("installIntercept (checks, writes nothing)", reconcile),
+        row("intercept.install (checks, writes nothing)", reconcile),
         row("baseline: writing the table (nftables commit)", write),
       ],
     );

@@ -26,6 +26,7 @@ import {
   sockaddrLl,
 } from "../../services/sidecar/kernel/libc.ts";
 import { ETH_P_ARP } from "../../services/sidecar/kernel/ethernet.ts";
+import { printResult, runScript } from "./harness.ts";
 
 export interface ProbeResult {
   sent: number;
@@ -96,11 +97,26 @@ export function probeArp(
   return { sent: count, replies };
 }
 
+export interface ProbeRequest {
+  /** The guest interface to send from. */
+  iface: string;
+  sourceIp: string;
+  targetIp: string;
+  count: number;
+}
+
+/** Runs the prober in namespace `ns` (a fresh process there); its typed result. */
+export async function runArpProbe(ns: string, request: ProbeRequest): Promise<ProbeResult> {
+  const { iface, sourceIp, targetIp, count } = request;
+  const args = [iface, sourceIp, targetIp, String(count)];
+  return (await runScript<ProbeResult>(new URL(import.meta.url), args, { namespace: ns })).result;
+}
+
 if (import.meta.main) {
   const [iface, sourceIp, targetIp, count] = Deno.args;
   if (!iface || !sourceIp || !targetIp) {
     console.error("usage: arp_probe.ts <iface> <source ip> <target ip> [count]");
     Deno.exit(2);
   }
-  console.log(JSON.stringify(probeArp(iface, sourceIp, targetIp, Number(count ?? 100))));
+  printResult(probeArp(iface, sourceIp, targetIp, Number(count ?? 100)));
 }
