@@ -9,6 +9,7 @@ import type { InjectionSettings } from "./config.ts";
 import { appendAll, isObject, type JsonObject, type JsonValue } from "./json_patch.ts";
 import { type Mutation, unchanged } from "./mutation.ts";
 import { quote, readCloudInitSources, readOptIn } from "./opt_in.ts";
+import { POD_INFO_VOLUME, podInfo } from "./pod_info.ts";
 import { readGuestAccess } from "./guest_access.ts";
 import { guestAccessAdditions } from "./guest_access_volumes.ts";
 import { buildSidecar, freeName, type PodFacts, VOLUME_BASE_NAMES } from "./sidecar_spec.ts";
@@ -96,6 +97,11 @@ export function mutatePod(pod: JsonObject, settings: InjectionSettings): Mutatio
   (sidecar.container.env as JsonObject[]).push(...additions.env);
   (sidecar.container.volumeMounts as JsonObject[]).push(...additions.volumeMounts);
   sidecar.volumes.push(...additions.volumes);
+  const info = podInfo(annotations, freeName(POD_INFO_VOLUME, taken));
+  warnings.push(...info.warnings);
+  (sidecar.container.env as JsonObject[]).push(...info.env);
+  (sidecar.container.volumeMounts as JsonObject[]).push(info.mount);
+  sidecar.volumes.push(info.volume);
 
   const list = settings.sidecar.nativeSidecar ? "initContainers" : "containers";
   const operations = [

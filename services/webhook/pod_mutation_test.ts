@@ -71,6 +71,26 @@ const STATE_VOLUME = {
   value: { name: "imds-state", emptyDir: { sizeLimit: "1Mi" } },
 };
 
+/** Every sidecar reads its pod's labels and annotations from downward API files (pod_info.ts). */
+const POD_INFO_ENV = [
+  { name: "IMDS_POD_LABELS_FILE", value: "/var/run/imds-pod/labels" },
+  { name: "IMDS_POD_ANNOTATIONS_FILE", value: "/var/run/imds-pod/annotations" },
+];
+const POD_INFO_MOUNT = { name: "imds-pod-info", mountPath: "/var/run/imds-pod", readOnly: true };
+const POD_INFO_VOLUME = {
+  op: "add",
+  path: "/spec/volumes/-",
+  value: {
+    name: "imds-pod-info",
+    downwardAPI: {
+      items: [
+        { path: "labels", fieldRef: { apiVersion: "v1", fieldPath: "metadata.labels" } },
+        { path: "annotations", fieldRef: { apiVersion: "v1", fieldPath: "metadata.annotations" } },
+      ],
+    },
+  },
+};
+
 Deno.test("masquerade pod with inline user-data gets a native sidecar, token and downward-API user-data", () => {
   const pod = fixture("pod_masquerade");
   const mutation = mutatePod(pod, settings());
@@ -92,6 +112,7 @@ Deno.test("masquerade pod with inline user-data gets a native sidecar, token and
           { name: "IMDS_USER_DATA_FILE", value: "/var/run/imds/user-data" },
           ...DEFAULT_TUNING_ENV,
           STATE_ENV,
+          ...POD_INFO_ENV,
         ],
         resources: DEFAULT_RESOURCES,
         securityContext: SECURITY_CONTEXT,
@@ -99,6 +120,7 @@ Deno.test("masquerade pod with inline user-data gets a native sidecar, token and
           { name: "imds-token", mountPath: "/var/run/secrets/tokens", readOnly: true },
           { name: "imds-cloud-init", mountPath: "/var/run/imds", readOnly: true },
           STATE_MOUNT,
+          POD_INFO_MOUNT,
         ],
         terminationMessagePolicy: "FallbackToLogsOnError",
         restartPolicy: "Always",
@@ -135,6 +157,7 @@ Deno.test("masquerade pod with inline user-data gets a native sidecar, token and
       },
     },
     STATE_VOLUME,
+    POD_INFO_VOLUME,
   ]);
   const patched = applyAndValidate(pod, mutation.operations);
   const spec = patched.spec as { initContainers: { name: string }[]; containers: unknown[] };
@@ -201,6 +224,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
           { name: "IMDS_BRIDGE_INTERCEPT", value: "true" },
           { name: "IMDS_PASST", value: "false" },
           STATE_ENV,
+          ...POD_INFO_ENV,
         ],
         resources: {
           requests: { cpu: "5m", memory: "32Mi" },
@@ -210,6 +234,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
         volumeMounts: [
           { name: "imds-token", mountPath: "/var/run/secrets/tokens", readOnly: true },
           STATE_MOUNT,
+          POD_INFO_MOUNT,
         ],
         terminationMessagePolicy: "FallbackToLogsOnError",
       },
@@ -241,6 +266,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
       },
     },
     STATE_VOLUME,
+    POD_INFO_VOLUME,
   ]);
   const patched = applyAndValidate(pod, mutation.operations);
   assertEquals(
@@ -272,6 +298,7 @@ Deno.test("Multus pod: user-data from a Secret, network-config from a ConfigMap 
         { name: "IMDS_NETWORK_CONFIG_FILE", value: "/var/run/imds/network-config" },
         ...DEFAULT_TUNING_ENV,
         STATE_ENV,
+        ...POD_INFO_ENV,
       ],
       resources: DEFAULT_RESOURCES,
       securityContext: SECURITY_CONTEXT,
@@ -279,6 +306,7 @@ Deno.test("Multus pod: user-data from a Secret, network-config from a ConfigMap 
         { name: "imds-token-2", mountPath: "/var/run/secrets/tokens", readOnly: true },
         { name: "imds-cloud-init", mountPath: "/var/run/imds", readOnly: true },
         STATE_MOUNT,
+        POD_INFO_MOUNT,
       ],
       terminationMessagePolicy: "FallbackToLogsOnError",
       restartPolicy: "Always",
@@ -318,7 +346,7 @@ Deno.test("Multus pod: user-data from a Secret, network-config from a ConfigMap 
       },
     },
   });
-  assertEquals(mutation.operations.length, 4);
+  assertEquals(mutation.operations.length, 5);
   const patched = applyAndValidate(pod, mutation.operations);
   const names = (patched.spec as { volumes: { name: string }[] }).volumes.map((volume) =>
     volume.name

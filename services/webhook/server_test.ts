@@ -147,6 +147,8 @@ Deno.test("HTTPS: a virt-launcher pod review comes back allowed with a patch tha
       "/spec/initContainers/-",
       "/spec/volumes/-",
       "/spec/volumes/-",
+      "/spec/volumes/-",
+      "/spec/volumes/-",
     ]);
     const patched = jsonpatch.applyPatch(structuredClone(pod), operations).newDocument;
     assertEquals(podSchemaProblems(patched), []);

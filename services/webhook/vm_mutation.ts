@@ -15,6 +15,7 @@ import { type Mutation, unchanged } from "./mutation.ts";
 import { nocloudSerial } from "./nocloud_serial.ts";
 import { openstackAssetTag, readDatasource } from "./openstack_asset_tag.ts";
 import { readCloudInitSources, readOptIn } from "./opt_in.ts";
+import { podInfoWarnings } from "./pod_info.ts";
 
 export type VmKind = "VirtualMachine" | "VirtualMachineInstance";
 
@@ -55,6 +56,7 @@ export function mutateVm(
   const warnings = [
     ...readCloudInitSources(annotations as JsonObject).warnings,
     ...datasource.warnings,
+    ...podInfoWarnings(annotations as JsonObject),
   ];
   const specAt = isVm ? ["spec", "template", "spec"] : ["spec"];
   const credentials = accessCredentialsAnnotation(
