@@ -1,7 +1,8 @@
 /**
- * The metadata HTTP server: Deno.serve plus the rules every request passes
- * before it reaches an endpoint (rate limit, header size, no proxies, no
- * bodies, known path, allowed method, `Metadata: true` where required), and
+ * The metadata HTTP server: the HTTP/1.1 server of http1_server.ts (timeouts,
+ * connection caps, header size, routing on the request target) plus the rules
+ * every request passes before it reaches an endpoint (rate limit, no proxies,
+ * no bodies, known path, allowed method, `Metadata: true` where required), and
  * one log line per request.
  */
 
@@ -9,12 +10,10 @@ import { METADATA_HEADER } from "../../shared/contract.ts";
 import { errorResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { SidecarConfig } from "../config.ts";
-import {
-  type ConnectionLimits,
-  DEFAULT_CONNECTION_LIMITS,
-  startConnectionReaper,
-} from "./connection_limits.ts";
+import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "./connection_limits.ts";
+import { type ConnectionInfo, serveHttp1 } from "./http1_server.ts";
 import { createRateLimiter } from "./rate_limit.ts";
+import { MAX_HEAD_BYTES } from "./request_head.ts";
 import { receivePost } from "./request_body.ts";
 import { createRoutes, type Route } from "./routes.ts";
 
@@ -34,24 +33,31 @@ export interface MetadataServerOptions {
 }
 
 /** Request line plus headers larger than this are refused with 431. */
-export const MAX_HEADER_BYTES = 8192;
+export const MAX_HEADER_BYTES = MAX_HEAD_BYTES;
 const ALLOWED_METHODS = "GET, HEAD";
 const METADATA_HEADER_NAME = METADATA_HEADER.toLowerCase();
+/** The one value the Metadata header accepts, compared exactly (as GCP compares Metadata-Flavor). */
+const METADATA_HEADER_VALUE = "true";
+/**
+ * Headers a proxy adds (`_` spelled as `-`: CGI-style servers read X_Forwarded_For as
+ * X-Forwarded-For). The service must never be reached through a proxy in the guest.
+ */
+const PROXY_HEADERS = /^(?:forwarded|via|x-real-ip|x-forwarded-.+)$/;
 
 export function startMetadataServer(
   config: SidecarConfig,
   log: Logger,
   options: MetadataServerOptions = {},
 ): MetadataServer {
-  let noteRequest = (_remotePort: number): void => {};
   // Ends requests that wait for a change, so a stop does not wait for their timeouts.
   const stopping = new AbortController();
   options.signal?.addEventListener("abort", () => stopping.abort());
-  const handler = createHandler(config, log, (port) => noteRequest(port), stopping.signal);
-  const server = Deno.serve({
+  const handler = createHandler(config, log, stopping.signal);
+  const server = serveHttp1({
     hostname: options.hostname ?? config.listen.hostname,
     port: options.port ?? config.listen.port,
-    signal: options.signal,
+    limits: { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits },
+    log,
     onListen: (addr) => {
       log.info("metadata server listening", { address: `${addr.hostname}:${addr.port}` });
       options.onListen?.(addr);
@@ -61,17 +67,11 @@ export function startMetadataServer(
       return errorResponse(500, "internal_error", "the metadata service failed to answer");
     },
   }, handler);
-  const reaper = startConnectionReaper(server.addr.port, log, {
-    ...DEFAULT_CONNECTION_LIMITS,
-    ...options.connectionLimits,
-  });
-  noteRequest = reaper.noteRequest;
-  const finished = server.finished.finally(() => reaper.stop());
+  options.signal?.addEventListener("abort", () => server.shutdown());
   return {
     addr: server.addr,
-    finished,
+    finished: server.finished,
     shutdown: async () => {
-      reaper.stop();
       stopping.abort();
       await server.shutdown();
     },
@@ -80,13 +80,12 @@ export function startMetadataServer(
 
 export type MetadataHandler = (
   request: Request,
-  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  info: ConnectionInfo,
 ) => Response | Promise<Response>;
 
 export function createHandler(
   config: SidecarConfig,
   log: Logger,
-  noteRequest: (remotePort: number) => void = () => {},
   stopping?: AbortSignal,
 ): MetadataHandler {
   const routes = createRoutes(config, log, stopping);
@@ -94,7 +93,6 @@ export function createHandler(
   return (request, info) => {
     const started = performance.now();
     const client = info.remoteAddr.hostname;
-    noteRequest(info.remoteAddr.port);
     const url = requestTarget(request.url);
     const failed = (error: unknown) => {
       log.error("request failed", { path: url.path, error });
@@ -135,20 +133,13 @@ function answer(
       { headers: { "retry-after": String(retryAfter) } },
     );
   }
-  if (headerBytes(request, url) > MAX_HEADER_BYTES) {
-    return errorResponse(
-      431,
-      "headers_too_large",
-      `the request line and headers exceed ${MAX_HEADER_BYTES} bytes`,
-      { headers: { connection: "close" } },
-    );
-  }
   const headers = request.headers;
-  if (headers.has("x-forwarded-for") || headers.has("forwarded")) {
+  const proxyHeader = relayedBy(headers);
+  if (proxyHeader !== undefined) {
     return errorResponse(
       403,
       "forwarded_request",
-      "requests relayed by a proxy (X-Forwarded-For or Forwarded header) are refused",
+      `requests relayed by a proxy are refused (the request carries ${proxyHeader})`,
     );
   }
   const route = routes.get(url.path) ??
@@ -177,7 +168,7 @@ function answer(
       { headers: { allow: ALLOWED_METHODS } },
     );
   }
-  if (route.protected && headers.get(METADATA_HEADER_NAME)?.toLowerCase() !== "true") {
+  if (route.protected && headers.get(METADATA_HEADER_NAME) !== METADATA_HEADER_VALUE) {
     return errorResponse(
       400,
       "missing_header",
@@ -187,13 +178,15 @@ function answer(
   return route.handle(url.query, client, { path: url.path, headers });
 }
 
-function headerBytes(request: Request, url: RequestTarget): number {
-  let total = request.method.length + url.path.length + url.query.length + 12;
-  for (const [name, value] of request.headers) total += name.length + value.length + 4;
-  return total;
+/** The first header that says a proxy relayed the request, if any. */
+function relayedBy(headers: Headers): string | undefined {
+  for (const name of headers.keys()) {
+    if (PROXY_HEADERS.test(name.replaceAll("_", "-"))) return name;
+  }
+  return undefined;
 }
 
-/** Path and query of a request, without the cost of a URL object (Deno.serve gives absolute URLs). */
+/** Path and query of a request, without the cost of a URL object (request URLs are absolute). */
 export interface RequestTarget {
   path: string;
   /** Without the "?"; empty when there is none. */

@@ -1,0 +1,197 @@
+/**
+ * One client connection: read request heads, hand each request to the
+ * handler in order (pipelined requests included), write its response, and
+ * keep the connection for the next request unless the exchange ends it.
+ *
+ * The request's URL is made from the request target, never from the Host
+ * header. A body is read only as the handler pulls it (body_stream.ts); one
+ * left unread, a malformed head, HTTP/1.0 or `Connection: close` on either
+ * side ends the connection after the response. Such a connection is closed
+ * unread: the response goes out, the write side is shut, and what the client
+ * still sends is discarded for at most LINGER_BYTES (so its kernel keeps the
+ * response rather than a reset) before the socket is closed.
+ */
+
+import { errorResponse } from "../../shared/http_errors.ts";
+import type { Logger } from "../../shared/log.ts";
+import { type RequestBody, requestBody } from "./body_stream.ts";
+import type { ConnectionSlot } from "./connection_limits.ts";
+import { type ConnectionReader, connectionReader } from "./connection_reader.ts";
+import {
+  findHeadEnd,
+  type HeadResult,
+  leadingEmptyLines,
+  MAX_HEAD_BYTES,
+  parseRequestHead,
+  type ProtocolError,
+  type RequestHead,
+  tooLarge,
+} from "./request_head.ts";
+import { responseBytes } from "./response_bytes.ts";
+
+/** What a handler learns about the connection a request came on. */
+export interface ConnectionInfo {
+  remoteAddr: Deno.NetAddr;
+}
+
+export type RequestHandler = (
+  request: Request,
+  info: ConnectionInfo,
+) => Response | Promise<Response>;
+
+export interface ConnectionContext {
+  handler: RequestHandler;
+  /** Scheme and authority of request URLs ("http://169.254.169.254"); the path is the target's. */
+  origin: string;
+  /** The answer when the handler throws. */
+  onError(error: unknown): Response;
+  /** Requests the handler never sees (malformed heads) are logged here. */
+  log: Logger;
+  /** True once the server is stopping: no further request is read. */
+  stopping(): boolean;
+}
+
+/** Bytes discarded from a client before a connection that ends is closed. */
+export const LINGER_BYTES = 65_536;
+
+const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
+
+export async function serveConnection(
+  conn: Deno.Conn,
+  slot: ConnectionSlot,
+  context: ConnectionContext,
+): Promise<void> {
+  const reader = connectionReader(conn);
+  const info: ConnectionInfo = { remoteAddr: conn.remoteAddr as Deno.NetAddr };
+  let first = true;
+  try {
+    while (!context.stopping()) {
+      slot.awaitRequest(first);
+      first = false;
+      const parsed = await readHead(reader);
+      if (parsed === undefined) return; // the client closed between requests
+      const { result, length } = parsed;
+      slot.handling();
+      if ("protocolError" in result) {
+        await respondAndClose(
+          conn,
+          slot,
+          protocolErrorResponse(result.protocolError, info, context),
+        );
+        return;
+      }
+      const { head } = result;
+      reader.consume(length);
+      const body = head.body.kind === "none" ? undefined : requestBody(reader, head.body, () => {
+        slot.readingBody();
+        if (head.headers.get("expect")?.toLowerCase() === "100-continue") {
+          return writeAll(conn, CONTINUE);
+        }
+      });
+      let response: Response;
+      try {
+        response = await context.handler(toRequest(head, body, context.origin), info);
+      } catch (error) {
+        response = context.onError(error);
+      }
+      const close = context.stopping() || (body !== undefined && !body.complete()) ||
+        endsConnection(head, response);
+      const bytes = await responseBytes(response, { head: head.method === "HEAD", close });
+      if (close) {
+        await respondAndClose(conn, slot, bytes);
+        return;
+      }
+      slot.writing();
+      await writeAll(conn, bytes);
+    }
+  } catch {
+    // Reset by the client, or closed by a sweep or a stop: nothing left to answer.
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed by a sweep or a stop */ }
+    slot.release();
+  }
+}
+
+/** The next request head (or why it is refused), and its length; undefined if the client closed. */
+async function readHead(
+  reader: ConnectionReader,
+): Promise<{ result: HeadResult; length: number } | undefined> {
+  let scanned = 0;
+  while (true) {
+    const skip = leadingEmptyLines(reader.bytes(), reader.bytes().length);
+    if (skip > 0) {
+      reader.consume(skip);
+      scanned = 0;
+    }
+    const bytes = reader.bytes();
+    const end = findHeadEnd(bytes, 0, scanned);
+    if (end >= 0) return { result: parseRequestHead(bytes.subarray(0, end)), length: end };
+    if (bytes.length > MAX_HEAD_BYTES) return { result: { protocolError: tooLarge() }, length: 0 };
+    scanned = bytes.length;
+    // One byte beyond the limit, so an oversized head is recognised as such.
+    if (!(await reader.fill(MAX_HEAD_BYTES + 1))) return undefined;
+  }
+}
+
+function toRequest(head: RequestHead, body: RequestBody | undefined, origin: string): Request {
+  const hasBody = body !== undefined && head.method !== "GET" && head.method !== "HEAD";
+  return new Request(origin + head.target, {
+    method: head.method,
+    headers: [...head.headers],
+    // A GET or HEAD body cannot be handed over; the handler sees its framing headers and refuses it.
+    body: hasBody ? body.stream : null,
+  });
+}
+
+function endsConnection(head: RequestHead, response: Response): boolean {
+  if (head.version === "HTTP/1.0") return true;
+  return hasToken(head.headers.get("connection"), "close") ||
+    hasToken(response.headers.get("connection") ?? undefined, "close");
+}
+
+function hasToken(value: string | undefined, token: string): boolean {
+  return value !== undefined && value.toLowerCase().split(",").some((t) => t.trim() === token);
+}
+
+function protocolErrorResponse(
+  error: ProtocolError,
+  info: ConnectionInfo,
+  context: ConnectionContext,
+): Response {
+  context.log.info("request", {
+    method: error.method,
+    path: error.path,
+    status: error.status,
+    client: info.remoteAddr.hostname,
+    error: error.error,
+  });
+  return errorResponse(error.status, error.error, error.message);
+}
+
+async function respondAndClose(
+  conn: Deno.Conn,
+  slot: ConnectionSlot,
+  response: Response | Uint8Array,
+): Promise<void> {
+  const bytes = response instanceof Uint8Array
+    ? response
+    : await responseBytes(response, { head: false, close: true });
+  slot.writing();
+  await writeAll(conn, bytes);
+  slot.closing();
+  await conn.closeWrite();
+  const sink = new Uint8Array(16_384);
+  let drained = 0;
+  while (drained < LINGER_BYTES) {
+    const n = await conn.read(sink);
+    if (n === null) return;
+    drained += n;
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}

@@ -1,0 +1,161 @@
+import { assert, assertEquals } from "../../../testing/assert.ts";
+import {
+  findHeadEnd,
+  type HeadResult,
+  MAX_HEAD_BYTES,
+  parseRequestHead,
+  type RequestHead,
+} from "./request_head.ts";
+
+const encoder = new TextEncoder();
+
+function parse(text: string): HeadResult {
+  return parseRequestHead(encoder.encode(text));
+}
+
+function head(text: string): RequestHead {
+  const result = parse(text);
+  if ("protocolError" in result) throw new Error(JSON.stringify(result.protocolError));
+  return result.head;
+}
+
+function refusal(text: string): [number, string] {
+  const result = parse(text);
+  if (!("protocolError" in result)) throw new Error(`accepted: ${JSON.stringify(text)}`);
+  return [result.protocolError.status, result.protocolError.error];
+}
+
+Deno.test("the request target, not the Host header, gives the path and query", () => {
+  const parsed = head("GET /healthz HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n");
+  assertEquals([parsed.method, parsed.path, parsed.query], ["GET", "/healthz", ""]);
+  const withQuery = head("GET /v1/token?audience=vault HTTP/1.1\r\nHost: x:80\r\n\r\n");
+  assertEquals([withQuery.path, withQuery.query], ["/v1/token", "audience=vault"]);
+  // Absolute-form (what a client talking to a proxy sends): its own path, whatever Host says.
+  const absolute = head("GET http://evil/v1/meta-data?x HTTP/1.1\r\nHost: other\r\n\r\n");
+  assertEquals([absolute.path, absolute.query], ["/v1/meta-data", "x"]);
+  assertEquals(head("GET http://169.254.169.254 HTTP/1.1\r\nHost: a\r\n\r\n").path, "/");
+});
+
+Deno.test("Host must be one well-formed host[:port]; HTTP/1.1 requires it", () => {
+  for (
+    const host of [
+      "169.254.169.254",
+      "169.254.169.254:80",
+      "metadata.example",
+      "[fd00:ec2::254]",
+      "[::1]:8080",
+      "localhost:65535",
+    ]
+  ) {
+    assertEquals(head(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`).headers.get("host"), host);
+  }
+  for (
+    const host of [
+      "x/v1/token?",
+      "x?",
+      "a b",
+      "x#y",
+      "x:99999",
+      "x:port",
+      "",
+      "[zz]",
+      "user@x",
+      "x\\y",
+    ]
+  ) {
+    assertEquals(refusal(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\n\r\n`), [400, "bad_request"]);
+  }
+  assertEquals(refusal("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), [400, "bad_request"]);
+  assertEquals(refusal("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"), [400, "bad_request"]);
+  assertEquals(head("GET / HTTP/1.0\r\n\r\n").version, "HTTP/1.0");
+});
+
+Deno.test("header names are case-insensitive; values are kept as sent, trimmed", () => {
+  const parsed = head(
+    "GET / HTTP/1.1\r\nHOST: a\r\nMetaData:   TRUE \t\r\nX_Forwarded_For: 1\r\nA: 1\r\na: 2\r\n\r\n",
+  );
+  assertEquals(parsed.headers.get("metadata"), "TRUE");
+  assertEquals(parsed.headers.get("x_forwarded_for"), "1");
+  assertEquals(parsed.headers.get("a"), "1, 2");
+});
+
+Deno.test("malformed request lines and header lines are a 400; other versions a 505", () => {
+  for (
+    const text of [
+      "GET /\r\nHost: a\r\n\r\n",
+      "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n",
+      "GET / HTTX/1.1\r\nHost: a\r\n\r\n",
+      "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET example:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+      "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nNo colon\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nName : value\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n folded\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nX: \x00\r\n\r\n",
+    ]
+  ) {
+    assertEquals(refusal(text), [400, "bad_request"], JSON.stringify(text));
+  }
+  assertEquals(refusal("PRI * HTTP/2.0\r\n\r\n"), [505, "http_version_not_supported"]);
+  assertEquals(refusal("GET / HTTP/0.9\r\n\r\n"), [505, "http_version_not_supported"]);
+  for (const method of ["CONNECT", "TRACE", "get"]) {
+    assertEquals(refusal(`${method} / HTTP/1.1\r\nHost: a\r\n\r\n`), [
+      501,
+      "method_not_implemented",
+    ]);
+  }
+});
+
+Deno.test("bodies are framed by Content-Length or chunked, never both", () => {
+  assertEquals(head("GET / HTTP/1.1\r\nHost: a\r\n\r\n").body, { kind: "none" });
+  assertEquals(head("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").body, {
+    kind: "none",
+  });
+  assertEquals(
+    head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000000\r\n\r\n").body,
+    { kind: "length", length: 1e15 },
+  );
+  assertEquals(
+    head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").body,
+    { kind: "length", length: 5 },
+  );
+  assertEquals(head("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n").body, {
+    kind: "chunked",
+  });
+  for (
+    const fields of [
+      "Content-Length: 5\r\nContent-Length: 6",
+      "Content-Length: -1",
+      "Content-Length: 0x10",
+      "Transfer-Encoding: gzip, chunked",
+      "Transfer-Encoding: chunked\r\nContent-Length: 5",
+    ]
+  ) {
+    assertEquals(refusal(`POST / HTTP/1.1\r\nHost: a\r\n${fields}\r\n\r\n`), [400, "bad_request"]);
+  }
+});
+
+Deno.test("a head ends at the first empty line, CRLF or bare LF, found incrementally", () => {
+  const bytes = encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next");
+  assertEquals(findHeadEnd(bytes, 0, 0), 27);
+  assertEquals(findHeadEnd(encoder.encode("GET / HTTP/1.1\nHost: a\n\n"), 0, 0), 24);
+  assertEquals(findHeadEnd(encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n"), 0, 0), -1);
+  // Resuming after the bytes already searched still sees a blank line split across reads.
+  const split = encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  assertEquals(findHeadEnd(split, 0, 26), 27);
+  assertEquals(head("GET / HTTP/1.1\nHost: a\n\n").path, "/");
+});
+
+Deno.test("a head over MAX_HEAD_BYTES is a 431", () => {
+  const padding = "a".repeat(MAX_HEAD_BYTES);
+  assertEquals(refusal(`GET / HTTP/1.1\r\nHost: a\r\nX: ${padding}\r\n\r\n`), [
+    431,
+    "headers_too_large",
+  ]);
+  const justFits = `GET / HTTP/1.1\r\nHost: a\r\nX: \r\n\r\n`;
+  const filler = "b".repeat(MAX_HEAD_BYTES - justFits.length);
+  assert("head" in parse(justFits.replace("X: ", `X: ${filler}`)));
+});

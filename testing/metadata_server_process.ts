@@ -1,0 +1,168 @@
+/**
+ * The sidecar's metadata server in a process of its own, started with the
+ * runtime flags of the deno.json `sidecar` task (what the container runs), on
+ * a free port of 127.0.0.1, its JSON log lines collected.
+ *
+ * `entry: "serve"` runs `services/sidecar/main.ts serve` itself; `entry:
+ * "limits"` runs this file, which starts the same server with the connection
+ * limits given on its command line (short timeouts, small caps), for tests
+ * that cannot wait for the production ones.
+ */
+
+import { SIDECAR_ENV } from "../services/shared/contract.ts";
+import { createLogger } from "../services/shared/log.ts";
+import { processEnv } from "../services/shared/settings.ts";
+import { loadSidecarConfig } from "../services/sidecar/config.ts";
+import type { ConnectionLimits } from "../services/sidecar/http/connection_limits.ts";
+import { startMetadataServer } from "../services/sidecar/http/server.ts";
+import { listenForStopSignal } from "../services/sidecar/subcommand.ts";
+import { denoRunTask } from "./deno_tasks.ts";
+import { freePort } from "./processes.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const SELF = new URL(import.meta.url).pathname;
+
+export interface LogLine {
+  level?: string;
+  msg?: string;
+  [field: string]: unknown;
+}
+
+export interface MetadataServerProcess {
+  pid: number;
+  port: number;
+  logs: LogLine[];
+  /** The first log line `match` accepts, waiting up to `timeoutMs`. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Resident memory, MiB. */
+  rssMiB(): number;
+  /** Open file descriptors. */
+  openFiles(): number;
+  /** SIGTERM; resolves to the exit status (SIGKILL after 5 s). */
+  stop(): Promise<Deno.CommandStatus>;
+}
+
+export interface MetadataServerProcessOptions {
+  entry: "serve" | "limits";
+  /** Connection limits for `entry: "limits"`. */
+  limits?: Partial<ConnectionLimits>;
+  /** Extra or overriding IMDS_* variables. */
+  env?: Record<string, string>;
+  /** Run under `prlimit --nofile=N:N`. */
+  openFileLimit?: number;
+}
+
+export async function startMetadataServerProcess(
+  options: MetadataServerProcessOptions,
+): Promise<MetadataServerProcess> {
+  const port = freePort();
+  const dir = await Deno.makeTempDir({ prefix: "imds-server-process-" });
+  await Deno.writeTextFile(`${dir}/token`, "header.eyJleHAiOjQxMDI0NDQ4MDB9.signature");
+  const { flags } = denoRunTask("sidecar", "services/sidecar/main.ts");
+  const script = options.entry === "serve"
+    ? [`${ROOT}services/sidecar/main.ts`, "serve"]
+    : [SELF, JSON.stringify(options.limits ?? {})];
+  const deno = [Deno.execPath(), "run", ...flags, ...script];
+  const [command, ...args] = options.openFileLimit === undefined
+    ? deno
+    : ["prlimit", `--nofile=${options.openFileLimit}:${options.openFileLimit}`, "--", ...deno];
+  const child = new Deno.Command(command, {
+    args,
+    cwd: ROOT,
+    env: {
+      [SIDECAR_ENV.listenAddr]: `127.0.0.1:${port}`,
+      [SIDECAR_ENV.namespace]: "tests",
+      [SIDECAR_ENV.vmName]: "vm",
+      [SIDECAR_ENV.tokenPath]: `${dir}/token`,
+      [SIDECAR_ENV.rateLimit]: "0",
+      ...options.env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+
+  const logs: LogLine[] = [];
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    let pending = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      pending += chunk;
+      let newline;
+      while ((newline = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        if (line.trim() === "") continue;
+        try {
+          logs.push(JSON.parse(line));
+        } catch {
+          logs.push({ msg: line });
+        }
+      }
+    }
+  };
+  const output = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  let exited = false;
+  const status = child.status.then(async (result) => {
+    exited = true;
+    await output;
+    await Deno.remove(dir, { recursive: true });
+    return result;
+  });
+  const pid = child.pid; // prlimit execs the command: same process
+  const waitForLog = async (match: (line: LogLine) => boolean, timeoutMs = 10_000) => {
+    const deadline = performance.now() + timeoutMs;
+    while (true) {
+      const found = logs.find(match);
+      if (found) return found;
+      if (exited || performance.now() > deadline) {
+        throw new Error(
+          `no matching log line${exited ? " (the process exited)" : ""}; got:\n${
+            logs.map((line) => JSON.stringify(line)).join("\n")
+          }`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  try {
+    // The log line rather than a probe connection: a probe would take a connection slot.
+    await waitForLog((line) => line.msg === "metadata server listening");
+  } catch (error) {
+    child.kill("SIGKILL");
+    await status;
+    throw error;
+  }
+
+  return {
+    pid,
+    port,
+    logs,
+    waitForLog,
+    rssMiB() {
+      const kib = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+      return Number(kib?.[1] ?? 0) / 1024;
+    },
+    openFiles: () => [...Deno.readDirSync(`/proc/${pid}/fd`)].length,
+    async stop() {
+      if (!exited) child.kill("SIGTERM");
+      const timer = setTimeout(() => {
+        if (!exited) child.kill("SIGKILL");
+      }, 5000);
+      const result = await status;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+}
+
+if (import.meta.main) {
+  const limits: Partial<ConnectionLimits> = JSON.parse(Deno.args[0] ?? "{}");
+  const config = loadSidecarConfig(processEnv);
+  const log = createLogger({ component: "sidecar", level: config.logLevel });
+  const server = startMetadataServer(config, log, { connectionLimits: limits });
+  const stop = listenForStopSignal();
+  stop.signal.then(() => server.shutdown());
+  await server.finished;
+  stop.remove();
+  log.info("stopped");
+}
