@@ -28,6 +28,7 @@ const FILES = [
   "vm-ubuntu-cloud-init.yaml",
   "vm-cirros-user-data-secret.yaml",
   "vm-cirros-opt-in-later.yaml",
+  "vm-windows-cloudbase-init.yaml",
 ];
 
 /** The VM that starts without the opt-in; the e2e suite opts it in after creation. */
@@ -178,4 +179,18 @@ Deno.test("manifests: the VM that opts in later is created halted, with no seria
   assertEquals(vm.spec.runStrategy, "Halted");
   assertEquals(vm.spec.template.metadata?.annotations, undefined);
   assertEquals(vm.spec.template.spec!.domain.firmware, undefined);
+});
+
+Deno.test("manifests: the Windows VM takes the OpenStack flavour, an SSH key Secret defined alongside and an admin name", () => {
+  const file = "vm-windows-cloudbase-init.yaml";
+  const annotations = templateAnnotations(vmOf(file));
+  assertEquals(annotations[ANNOTATIONS.datasource], "openstack");
+  assertEquals(annotations[ANNOTATIONS.adminUsername], "Administrator");
+  const secretName = annotations[ANNOTATIONS.sshKeysSecret];
+  const secret = manifests.get(file)!.find((o) =>
+    o.kind === "Secret" && o.metadata.name === secretName
+  );
+  assert(secret, `${file}: Secret "${secretName}" is not defined in the file`);
+  assertMatch(String((secret.stringData as Record<string, string>).admin), /^ssh-rsa /);
+  assertMatch(annotations[ANNOTATIONS.userData], /^#ps1_sysnative\n/);
 });
