@@ -132,7 +132,19 @@ Deno.test("GET /v1/identity returns who the VM is, and requires Metadata: true",
     vmiUid: "6f1c2f0e-3b1d-4f0a-9a59-2f8f1c3d4e5f",
     nodeName: "node-3",
   });
-  for (const headers of [{}, { Metadata: "false" }, { Metadata: "" }] as Record<string, string>[]) {
+  // The header's name is case-insensitive (HTTP), its value is exactly "true".
+  assertEquals((await h.get("/v1/identity", { METADATA: "true" })).status, 200);
+  for (
+    const headers of [
+      {},
+      { Metadata: "false" },
+      { Metadata: "" },
+      { Metadata: "TRUE" },
+      { Metadata: "True" },
+      { Metadata: "1" },
+      { "Metadata-Flavor": "Google" },
+    ] as Record<string, string>[]
+  ) {
     const refused = await h.get("/v1/identity", headers);
     assertEquals(refused.status, 400);
     const body = JSON.parse(refused.text);
@@ -325,13 +337,18 @@ Deno.test("other methods are a 405 with Allow; HEAD is answered", async () => {
   assertEquals(await head.text(), "");
 });
 
-Deno.test("requests relayed through a proxy (X-Forwarded-For, Forwarded) are refused", async () => {
+Deno.test("requests relayed through a proxy (Forwarded, Via, X-Forwarded-*, X-Real-IP) are refused", async () => {
   await using h = await startHarness();
   for (
-    const header of [{ "X-Forwarded-For": "10.0.0.7" }, { Forwarded: "for=10.0.0.7" }] as Record<
-      string,
-      string
-    >[]
+    const header of [
+      { "X-Forwarded-For": "10.0.0.7" },
+      { Forwarded: "for=10.0.0.7" },
+      { Via: "1.1 squid" },
+      { "X-Real-IP": "10.0.0.7" },
+      { "X-Forwarded-Host": "169.254.169.254" },
+      { "X_Forwarded_For": "10.0.0.7" },
+      { "x_real_ip": "10.0.0.7" },
+    ] as Record<string, string>[]
   ) {
     for (const path of ["/v1/token", "/v1/identity", "/v1/user-data", "/healthz"]) {
       const response = await h.get(path, { ...META, ...header });
