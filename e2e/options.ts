@@ -32,6 +32,7 @@ export const SCENARIOS = [
   "no-dhcp",
   "cloud-init",
   "opt-in-later",
+  "openstack",
 ] as const;
 export type Scenario = typeof SCENARIOS[number];
 

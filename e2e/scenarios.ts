@@ -5,7 +5,12 @@
  * from inside the guest, and check tokens with the API server.
  */
 
-import { KUBEVIRT, METADATA_ADDRESS, NOCLOUD_SERIAL } from "../services/shared/contract.ts";
+import {
+  KUBEVIRT,
+  METADATA_ADDRESS,
+  NOCLOUD_SERIAL,
+  OPENSTACK_ASSET_TAG,
+} from "../services/shared/contract.ts";
 import { ANNOTATIONS } from "../services/shared/contract.ts";
 import { type Cluster, execIn, getVm, getVmi, patchVm, reviewToken } from "./cluster.ts";
 import { type ExpectedIdentity, identityProblems } from "./checks.ts";
@@ -26,6 +31,7 @@ export const SCENARIO_FILES: Record<Scenario, string[]> = {
   "no-dhcp": ["net-attach-def-no-dhcp.yaml", "vm-cirros-no-dhcp.yaml"],
   "cloud-init": ["vm-ubuntu-cloud-init.yaml"],
   "opt-in-later": ["vm-cirros-opt-in-later.yaml"],
+  openstack: ["vm-ubuntu-openstack.yaml"],
 };
 
 const CIRROS = { user: "cirros", password: "gocubsgo" };
@@ -238,6 +244,7 @@ async function podNetworkVm(run: RunContext, file: string): Promise<string> {
 }
 
 export const SCENARIO_CHECKS: Record<Scenario, Check> = {
+  openstack: checkOpenStackGuest,
   masquerade: async (run) => {
     await podNetworkVm(run, "vm-cirros-masquerade.yaml");
   },
@@ -389,3 +396,56 @@ export const SCENARIO_CHECKS: Record<Scenario, Check> = {
     await checkFromCompute(run, launcher, expectedIdentity(run, vm));
   },
 };
+
+/**
+ * A Linux guest on the OpenStack flavour: the VM webhook set the chassis asset
+ * tag and no NoCloud serial; the guest's cloud-init took the OpenStack
+ * datasource, applied the user-data and installed the SSH key from the Secret.
+ */
+async function checkOpenStackGuest(run: RunContext): Promise<void> {
+  const file = "vm-ubuntu-openstack.yaml";
+  const vm = vmFrom(run, file);
+  const launcher = await waitForVm(run, vm.metadata.name);
+  const domain = launcher.vmi.spec?.domain;
+  if (domain?.chassis?.asset !== OPENSTACK_ASSET_TAG) {
+    throw new Error(`the VM webhook did not set the asset tag: ${JSON.stringify(domain?.chassis)}`);
+  }
+  if (domain?.firmware?.serial === NOCLOUD_SERIAL) {
+    throw new Error("the VM webhook wrote the NoCloud serial on an OpenStack VM");
+  }
+  await checkFromCompute(run, launcher, expectedIdentity(run, vm));
+  const secret = run.manifests.get(file)?.find((o) => o.kind === "Secret");
+  const key = String((secret?.stringData as Record<string, string>).e2e).trim();
+  const metadata = await curlFromCompute(run, launcher, "/openstack/latest/meta_data.json", false);
+  if (metadata.status !== 200 || !metadata.body.includes(key.split(" ")[1])) {
+    throw new Error(`meta_data.json lacks the SSH key (${metadata.status}): ${metadata.body}`);
+  }
+  const guest = openConsole(
+    run.options.virtctl,
+    run.cluster.context,
+    run.namespace,
+    vm.metadata.name,
+  );
+  try {
+    await guest.login(UBUNTU.user, UBUNTU.password, run.options.bootTimeoutSeconds * 1000);
+    const marker = await guest.run("cat /var/lib/imds-test/marker");
+    if (marker.exitCode !== 0 || !marker.output.includes("OpenStack datasource")) {
+      throw new Error(`the user-data's marker file is missing: ${marker.output}`);
+    }
+    const platform = await guest.run("sudo cloud-init query v1.platform");
+    if (!platform.output.includes("openstack")) {
+      throw new Error(`cloud-init's platform is not openstack: ${platform.output}`);
+    }
+    const keys = await guest.run("cat ~/.ssh/authorized_keys");
+    if (!keys.output.includes(key.split(" ")[1])) {
+      throw new Error(`the SSH key did not reach authorized_keys: ${keys.output}`);
+    }
+    run.log("    guest: OpenStack datasource, marker file and SSH key present");
+  } catch (error) {
+    throw new Error(
+      `${(error as Error).message}\n--- console ---\n${guest.transcript().slice(-1500)}`,
+    );
+  } finally {
+    await guest.close();
+  }
+}

@@ -3,6 +3,9 @@ import { readManifest } from "./manifests.ts";
 import { SCENARIOS } from "./options.ts";
 import { SCENARIO_CHECKS, SCENARIO_FILES } from "./scenarios.ts";
 
+/** Manifests no scenario can run: a Windows image cannot be redistributed, so kind has none. */
+const NOT_IN_E2E = ["vm-windows-cloudbase-init.yaml"];
+
 Deno.test("scenarios: each has a check and manifests that exist, and every test VM is used", async () => {
   assertEquals(Object.keys(SCENARIO_CHECKS).sort(), [...SCENARIOS].sort());
   assertEquals(Object.keys(SCENARIO_FILES).sort(), [...SCENARIOS].sort());
@@ -13,7 +16,7 @@ Deno.test("scenarios: each has a check and manifests that exist, and every test 
   }
   const present: string[] = [];
   for await (const entry of Deno.readDir(new URL("../deploy/test/", import.meta.url))) {
-    if (entry.name.endsWith(".yaml")) present.push(entry.name);
+    if (entry.name.endsWith(".yaml") && !NOT_IN_E2E.includes(entry.name)) present.push(entry.name);
   }
   assertEquals([...used].sort(), present.sort(), "every deploy/test manifest is exercised");
 });

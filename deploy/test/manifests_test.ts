@@ -29,6 +29,7 @@ const FILES = [
   "vm-cirros-user-data-secret.yaml",
   "vm-cirros-opt-in-later.yaml",
   "vm-windows-cloudbase-init.yaml",
+  "vm-ubuntu-openstack.yaml",
 ];
 
 /** The VM that starts without the opt-in; the e2e suite opts it in after creation. */
