@@ -14,7 +14,12 @@ import { assert, assertEquals } from "../../testing/assert.ts";
 import { needsHelm, render } from "../../testing/helm.ts";
 import { makeCertificate, secretVolume } from "../../testing/webhook_certificates.ts";
 import { createLogger } from "../shared/log.ts";
-import { ANNOTATIONS, NOCLOUD_SERIAL } from "../shared/contract.ts";
+import {
+  ANNOTATIONS,
+  DATASOURCES,
+  NOCLOUD_SERIAL,
+  OPENSTACK_ASSET_TAG,
+} from "../shared/contract.ts";
 import { envFrom } from "../shared/settings.ts";
 import { loadWebhookConfig } from "./config.ts";
 import { isObject, type JsonObject } from "./json_patch.ts";
@@ -212,6 +217,18 @@ const OUTCOMES: Array<{
     annotations: { [ANNOTATIONS.enabled]: "true" },
     check(domain) {
       assertEquals((domain.firmware as JsonObject).serial, NOCLOUD_SERIAL);
+    },
+  },
+  {
+    datasource: "OpenStack",
+    annotations: {
+      [ANNOTATIONS.enabled]: "true",
+      [ANNOTATIONS.datasource]: DATASOURCES.openstack,
+    },
+    check(domain) {
+      assertEquals((domain.chassis as JsonObject).asset, OPENSTACK_ASSET_TAG);
+      // KubeVirt's random serial stays: it does not select NoCloud.
+      assert(/^[0-9a-f-]{36}$/.test(String((domain.firmware as JsonObject).serial)));
     },
   },
 ];
