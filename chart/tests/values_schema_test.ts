@@ -90,6 +90,18 @@ const BAD: BadValues[] = [
     problem: /Does not match pattern|does not match pattern/,
   },
   {
+    what: "vendor-data longer than the webhook passes to the sidecar",
+    values: { vendorData: "#cloud-config\n" + "#".repeat(64_000) },
+    path: ["vendorData"],
+    problem: /String length must be less than or equal to 64000|maxLength: got 64,014, want 64,000/,
+  },
+  {
+    what: "vendor-data holding a NUL, which no environment variable can carry",
+    values: { vendorData: "#cloud-config\n\0" },
+    path: ["vendorData"],
+    problem: /Does not match pattern|does not match pattern/,
+  },
+  {
     what: "an audience list that is not a list",
     values: { token: { audiences: "vault" } },
     path: ["token", "audiences"],

@@ -92,7 +92,21 @@ export function envFrom(record: Record<string, string>): Env {
   return (name) => record[name];
 }
 
-export const processEnv: Env = (name) => Deno.env.get(name);
+/**
+ * The process environment. A variable whose bytes are not UTF-8 (Deno refuses
+ * to decode it) is a ConfigError naming the variable, not an uncaught error.
+ */
+export const processEnv: Env = (name) => {
+  try {
+    return Deno.env.get(name);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.InvalidData)) throw error;
+    throw configError(
+      name,
+      "is not valid UTF-8 text; it cannot be decoded (was a `$` in it expanded by the kubelet?)",
+    );
+  }
+};
 
 /** A variable's value, with an empty string treated as unset. */
 export function optional(env: Env, name: string): string | undefined {

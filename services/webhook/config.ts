@@ -58,6 +58,8 @@ export interface WebhookConfig extends InjectionSettings {
   /** The config file read, if any. */
   configPath?: string;
   maxRequestBytes: number;
+  /** The container's memory limit, when known (--memory-limit). */
+  memoryLimitBytes?: number;
 }
 
 export const DEFAULT_RESOURCES: ResourceRequirements = {
@@ -66,6 +68,14 @@ export const DEFAULT_RESOURCES: ResourceRequirements = {
 };
 
 export const MAX_AUDIENCES = 16;
+
+/**
+ * The largest vendor-data, in bytes of UTF-8. It reaches the sidecar as one
+ * environment variable, and Linux passes at most 131072 bytes per variable
+ * (MAX_ARG_STRLEN, `NAME=value` included); every `$` is written `$$` for the
+ * kubelet, so even a value made only of `$` fits twice over with room to spare.
+ */
+export const MAX_VENDOR_DATA_BYTES = 64_000;
 
 /** Reads a config file's text; tests pass their own. */
 export type ReadFile = (path: string) => string;
@@ -197,7 +207,7 @@ function buildConfig(flags: Flags, file: unknown): WebhookConfig {
       }),
       audiences: audiences(token.audiences),
     },
-    vendorData: string("vendorData", root.vendorData, ""),
+    vendorData: vendorData(root.vendorData),
     vmSerialInjection: boolean("vmSerialInjection", root.vmSerialInjection, true),
     maxRequestBytes: number("maxRequestBytes", root.maxRequestBytes, 4 * 1024 * 1024, {
       min: 1024,
@@ -206,7 +216,30 @@ function buildConfig(flags: Flags, file: unknown): WebhookConfig {
     }),
   };
   if (flags.config !== undefined) config.configPath = flags.config;
+  if (flags.memoryLimit !== undefined) {
+    config.memoryLimitBytes = memoryQuantity("--memory-limit", flags.memoryLimit);
+  }
   return config;
+}
+
+const BINARY_UNITS: Record<string, number> = {
+  "": 1,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+};
+const DECIMAL_UNITS: Record<string, number> = { k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+
+/** Bytes from `201326592` (what a resourceFieldRef gives) or a quantity such as `192Mi`. */
+function memoryQuantity(setting: string, text: string): number {
+  const match = /^(\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(text.trim());
+  if (!match) {
+    throw configError(setting, `expected bytes or a quantity such as 192Mi, got "${text}"`);
+  }
+  const unit = match[2] ?? "";
+  const bytes = Number(match[1]) * (BINARY_UNITS[unit] ?? DECIMAL_UNITS[unit]);
+  return checkNumber(setting, bytes, { min: 1, max: Number.MAX_SAFE_INTEGER });
 }
 
 type Fields = Record<string, unknown>;
@@ -305,6 +338,37 @@ function resources(setting: string, value: unknown): ResourceRequirements {
   return result;
 }
 
+/**
+ * Why `value` cannot be passed to a process as an environment variable, or
+ * undefined: a NUL ends a C string, and text that is not valid Unicode has no
+ * UTF-8 form to pass.
+ */
+function envTextProblem(value: string): string | undefined {
+  if (value.includes("\0")) {
+    return "contains a NUL character, which an environment variable cannot carry";
+  }
+  if (!value.isWellFormed()) {
+    return "is not valid Unicode text (it holds an unpaired surrogate such as \\uD800)";
+  }
+  return undefined;
+}
+
+function vendorData(value: unknown): string {
+  const setting = "vendorData";
+  const text = string(setting, value, "");
+  const problem = envTextProblem(text);
+  if (problem !== undefined) throw configError(setting, problem);
+  const bytes = new TextEncoder().encode(text).byteLength;
+  if (bytes > MAX_VENDOR_DATA_BYTES) {
+    throw configError(
+      setting,
+      `must be at most ${MAX_VENDOR_DATA_BYTES} bytes (UTF-8), got ${bytes}; serve larger ` +
+        `documents as user-data from a Secret or ConfigMap`,
+    );
+  }
+  return text;
+}
+
 // deno-lint-ignore no-control-regex
 const BAD_AUDIENCE_CHARACTER = /[\x00-\x20\x7f]/;
 const BRIDGE_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
@@ -335,7 +399,7 @@ function audiences(value: unknown): string[] {
   return value.map((audience, index) => {
     if (
       typeof audience !== "string" || audience === "" || audience.length > 1024 ||
-      BAD_AUDIENCE_CHARACTER.test(audience)
+      BAD_AUDIENCE_CHARACTER.test(audience) || !audience.isWellFormed()
     ) {
       throw configError(
         `${setting}[${index}]`,

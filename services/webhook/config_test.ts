@@ -204,3 +204,15 @@ Deno.test("bad or missing flags name the flag", () => {
   );
   assertEquals(loadWebhookConfig({ args: ["--help"], env: envFrom({}) }), { help: true });
 });
+
+Deno.test("--memory-limit takes bytes (as a resourceFieldRef gives them) or a quantity", () => {
+  const base = [...BASE, "--sidecar-image", "sidecar:1"];
+  assertEquals(load([...base, "--memory-limit", "201326592"]).memoryLimitBytes, 201326592);
+  assertEquals(load([...base, "--memory-limit=192Mi"]).memoryLimitBytes, 201326592);
+  const env = envFrom({ IMDS_WEBHOOK_MEMORY_LIMIT: "1G" });
+  assertEquals(load(base, { env }).memoryLimitBytes, 1e9);
+  assertThrows(
+    () => load([...base, "--memory-limit", "lots"]),
+    /^--memory-limit: expected bytes or a quantity such as 192Mi, got "lots"$/,
+  );
+});

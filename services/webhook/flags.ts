@@ -11,6 +11,7 @@ export interface Flags {
   tlsKey?: string;
   sidecarImage?: string;
   config?: string;
+  memoryLimit?: string;
 }
 
 interface FlagSpec {
@@ -50,6 +51,12 @@ export const FLAGS: readonly FlagSpec[] = [
     flag: "--config",
     env: "IMDS_WEBHOOK_CONFIG",
     help: "YAML or JSON configuration file",
+  },
+  {
+    field: "memoryLimit",
+    flag: "--memory-limit",
+    env: "IMDS_WEBHOOK_MEMORY_LIMIT",
+    help: "the container's memory limit (bytes, or 192Mi); bounds the reviews in progress",
   },
 ];
 

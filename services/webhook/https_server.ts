@@ -11,6 +11,7 @@ import { createServer, type Server } from "node:https";
 import type { SecureContext } from "node:tls";
 import { errorResponse } from "../shared/http_errors.ts";
 import type { Logger } from "../shared/log.ts";
+import type { ReviewGate } from "./review_gate.ts";
 import { type AppRequest, type Handler, TOO_LARGE } from "./routes.ts";
 
 export interface HttpsServer {
@@ -26,6 +27,11 @@ export interface HttpsServerOptions {
   certificate: () => SecureContext;
   handler: Handler;
   log: Logger;
+  /**
+   * Bounds the reviews in progress (requests with a body); GET requests
+   * (probes, metrics) never wait for it.
+   */
+  gate?: { reviews: ReviewGate; maxRequestBytes: number };
 }
 
 function appRequest(incoming: IncomingMessage): AppRequest {
@@ -66,7 +72,83 @@ function appRequest(incoming: IncomingMessage): AppRequest {
   };
 }
 
+/** Resolves when the client's connection closes. */
+function closed(incoming: IncomingMessage): { promise: Promise<void>; dispose(): void } {
+  const socket = incoming.socket;
+  let listener = () => {};
+  const promise = new Promise<void>((resolve) => {
+    listener = () => resolve();
+    if (!socket || socket.destroyed) resolve();
+    else socket.once("close", listener);
+  });
+  return { promise, dispose: () => socket?.off("close", listener) };
+}
+
+/** Waits for room in the gate; undefined when the request was answered or dropped instead. */
+async function admit(
+  incoming: IncomingMessage,
+  outgoing: ServerResponse,
+  gate: NonNullable<HttpsServerOptions["gate"]>,
+  log: Logger,
+): Promise<(() => void) | "bypass" | undefined> {
+  if (incoming.method === "GET" || incoming.method === "HEAD") return "bypass";
+  const declared = Number(incoming.headers["content-length"] ?? NaN);
+  // Too large: answered 413 without reading, so it needs no room.
+  if (declared > gate.maxRequestBytes) return "bypass";
+  const size = Number.isFinite(declared) ? declared : gate.maxRequestBytes;
+  const close = closed(incoming);
+  const admission = await gate.reviews.enter(size, close.promise);
+  close.dispose();
+  if (admission.admitted) return admission.release;
+  if (admission.reason === "abandoned") {
+    incoming.socket?.destroy();
+    return undefined;
+  }
+  const load = gate.reviews.load();
+  log.warn("refused a review: too many are waiting for memory", {
+    path: incoming.url,
+    requestBytes: Number.isFinite(declared) ? declared : undefined,
+    inProgress: load.inProgress,
+    bytesInProgress: load.bytes,
+    waiting: load.waiting,
+  });
+  const response = errorResponse(
+    503,
+    "overloaded",
+    `the webhook is busy: ${load.inProgress} reviews in progress and ${load.waiting} waiting ` +
+      "for memory; the API server applies the webhook's failurePolicy",
+  );
+  const payload = Buffer.from(await response.text());
+  outgoing.writeHead(503, {
+    "content-type": "application/json",
+    "content-length": String(payload.byteLength),
+    "retry-after": "1",
+    connection: "close",
+  });
+  outgoing.end(payload, () => incoming.socket?.destroy());
+  return undefined;
+}
+
 async function answer(
+  incoming: IncomingMessage,
+  outgoing: ServerResponse,
+  handler: Handler,
+  log: Logger,
+  gate: HttpsServerOptions["gate"],
+): Promise<void> {
+  let release: (() => void) | "bypass" | undefined = "bypass";
+  if (gate) {
+    release = await admit(incoming, outgoing, gate, log);
+    if (release === undefined) return;
+  }
+  try {
+    await respond(incoming, outgoing, handler, log);
+  } finally {
+    if (release !== "bypass") release();
+  }
+}
+
+async function respond(
   incoming: IncomingMessage,
   outgoing: ServerResponse,
   handler: Handler,
@@ -114,7 +196,7 @@ export function startHttpsServer(options: HttpsServerOptions): Promise<HttpsServ
         }
       },
     },
-    (incoming, outgoing) => void answer(incoming, outgoing, options.handler, log),
+    (incoming, outgoing) => void answer(incoming, outgoing, options.handler, log, options.gate),
   );
   server.on("tlsClientError", (error: Error) => {
     log.debug("TLS handshake failed", { error });

@@ -51,8 +51,17 @@ function fieldEnv(name: string, fieldPath: string): JsonObject {
   return { name, valueFrom: { fieldRef: { apiVersion: "v1", fieldPath } } };
 }
 
+/**
+ * A literal env value as the kubelet must see it: the kubelet expands `$(NAME)`
+ * in literal values and turns `$$` into `$`, so every `$` is written `$$`; the
+ * container then gets `value` byte for byte, whatever it holds.
+ */
+export function escapeEnvValue(value: string): string {
+  return value.replaceAll("$", "$$$$");
+}
+
 function valueEnv(name: string, value: string): JsonObject {
-  return { name, value };
+  return { name, value: escapeEnvValue(value) };
 }
 
 export function buildSidecar(

@@ -5,6 +5,7 @@ import { type CertificateStore, openCertificateStore } from "./certificates.ts";
 import type { WebhookConfig } from "./config.ts";
 import { startHttpsServer } from "./https_server.ts";
 import { createMetrics, type WebhookMetrics } from "./metrics.ts";
+import { createReviewGate, reviewBudget } from "./review_gate.ts";
 import { createWebhookApp } from "./routes.ts";
 
 export interface RunningWebhook {
@@ -42,6 +43,7 @@ export async function startWebhook(
     log,
     notReadyReason: () => stopping ? "shutting down" : undefined,
   });
+  const budget = reviewBudget(config.memoryLimitBytes);
   let server;
   try {
     server = await startHttpsServer({
@@ -50,6 +52,7 @@ export async function startWebhook(
       certificate: () => certificates.refresh().context,
       handler,
       log,
+      gate: { reviews: createReviewGate(budget), maxRequestBytes: config.maxRequestBytes },
     });
   } catch (error) {
     certificates.stop();
@@ -60,6 +63,8 @@ export async function startWebhook(
     sidecarImage: config.sidecar.image,
     nativeSidecar: config.sidecar.nativeSidecar,
     vmSerialInjection: config.vmSerialInjection,
+    memoryLimitBytes: config.memoryLimitBytes,
+    reviewBytesInProgress: budget.bytesInProgress,
   });
   return {
     addr: server.addr,
