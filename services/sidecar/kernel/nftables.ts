@@ -30,6 +30,7 @@ import {
 } from "./netlink.ts";
 import { ETH_P_ARP, ETH_P_IP, ETHERTYPE_OFFSET, ethertypeBytes } from "./ethernet.ts";
 import { parseIpv4 } from "./ipv4.ts";
+import { parseIpv6 } from "./ipv6.ts";
 
 // ---- constants (linux/netfilter/nfnetlink.h, nf_tables.h) -----------------------------------
 
@@ -47,10 +48,13 @@ export const NFT_MSG_NEWSETELEM = 12;
 /** nfgenmsg families. */
 export const NFPROTO_IPV4 = 2;
 export const NFPROTO_BRIDGE = 7;
+export const NFPROTO_IPV6 = 10;
 
 /** IPv4 hook for packets delivered to the local stack. */
 export const NF_INET_LOCAL_IN = 1;
+export const NF_INET_LOCAL_OUT = 3;
 export const NF_IP_PRI_FILTER = 0;
+export const NF_IP_PRI_MANGLE = -150;
 
 /** Bridge hooks (linux/netfilter_bridge.h). */
 export const NF_BR_PRE_ROUTING = 0;
@@ -101,6 +105,15 @@ const NFTA_PAYLOAD_BASE = 2;
 const NFTA_PAYLOAD_OFFSET = 3;
 const NFTA_PAYLOAD_LEN = 4;
 const NFTA_PAYLOAD_SREG = 5;
+const NFTA_PAYLOAD_CSUM_TYPE = 6;
+const NFTA_PAYLOAD_CSUM_OFFSET = 7;
+const NFTA_BITWISE_SREG = 1;
+const NFTA_BITWISE_DREG = 2;
+const NFTA_BITWISE_LEN = 3;
+const NFTA_BITWISE_MASK = 4;
+const NFTA_BITWISE_XOR = 5;
+const NFTA_BITWISE_OP = 6;
+const NFT_BITWISE_BOOL = 0;
 const NFTA_IMMEDIATE_DREG = 1;
 const NFTA_IMMEDIATE_DATA = 2;
 const NFTA_LOOKUP_SET = 1;
@@ -124,6 +137,9 @@ export const NFT_CMP_NEQ = 1;
 
 export const NFT_PAYLOAD_LL_HEADER = 0;
 export const NFT_PAYLOAD_NETWORK_HEADER = 1;
+
+/** The kernel updates the Internet checksum at `csumOffset` after a payload write. */
+export const NFT_PAYLOAD_CSUM_INET = 1;
 
 export const NFT_LOOKUP_F_INV = 1;
 
@@ -197,15 +213,43 @@ export function payloadLoad(base: number, offset: number, length: number, dreg =
   };
 }
 
-/** `payload write reg => <len>b @ <base> + <offset>` (no checksum update: link-layer only). */
-export function payloadWrite(base: number, offset: number, length: number, sreg = NFT_REG_1): Expr {
+/**
+ * `payload write reg => <len>b @ <base> + <offset>`; with `checksum`, the kernel also updates
+ * the Internet checksum at `checksum.offset` of the same header (the IPv4 header checksum).
+ */
+export function payloadWrite(
+  base: number,
+  offset: number,
+  length: number,
+  sreg = NFT_REG_1,
+  checksum?: { type: number; offset: number },
+): Expr {
+  const data = [
+    attrU32be(NFTA_PAYLOAD_SREG, sreg),
+    attrU32be(NFTA_PAYLOAD_BASE, base),
+    attrU32be(NFTA_PAYLOAD_OFFSET, offset),
+    attrU32be(NFTA_PAYLOAD_LEN, length),
+  ];
+  if (checksum) {
+    data.push(
+      attrU32be(NFTA_PAYLOAD_CSUM_TYPE, checksum.type),
+      attrU32be(NFTA_PAYLOAD_CSUM_OFFSET, checksum.offset),
+    );
+  }
+  return { name: "payload", data };
+}
+
+/** `bitwise reg = (reg & mask) ^ xor` over `mask.length` bytes. */
+export function bitwise(mask: Uint8Array, xor: Uint8Array, reg = NFT_REG_1): Expr {
   return {
-    name: "payload",
+    name: "bitwise",
     data: [
-      attrU32be(NFTA_PAYLOAD_SREG, sreg),
-      attrU32be(NFTA_PAYLOAD_BASE, base),
-      attrU32be(NFTA_PAYLOAD_OFFSET, offset),
-      attrU32be(NFTA_PAYLOAD_LEN, length),
+      attrU32be(NFTA_BITWISE_SREG, reg),
+      attrU32be(NFTA_BITWISE_DREG, reg),
+      attrU32be(NFTA_BITWISE_OP, NFT_BITWISE_BOOL),
+      attrU32be(NFTA_BITWISE_LEN, mask.length),
+      dataValue(NFTA_BITWISE_MASK, mask),
+      dataValue(NFTA_BITWISE_XOR, xor),
     ],
   };
 }
@@ -244,8 +288,15 @@ export function lookup(set: string, setId: number, inverted: boolean, sreg = NFT
 
 // ---- matches built from the expressions above ---------------------------------------------
 
-/** Offset of the destination address in the IPv4 header. */
+/** Offsets in the IPv4 header: TTL (followed by the protocol), checksum, addresses. */
+const IPV4_TTL_OFFSET = 8;
+const IPV4_CHECKSUM_OFFSET = 10;
+const IPV4_SOURCE_OFFSET = 12;
 const IPV4_DESTINATION_OFFSET = 16;
+/** Offsets in the IPv6 header: hop limit, addresses. */
+const IPV6_HOP_LIMIT_OFFSET = 7;
+const IPV6_SOURCE_OFFSET = 8;
+const IPV6_DESTINATION_OFFSET = 24;
 /** Offset of the target protocol address in an IPv4-over-Ethernet ARP packet. */
 const ARP_TARGET_IP_OFFSET = 24;
 
@@ -254,6 +305,53 @@ export function ipv4DestinationIs(address: string): Expr[] {
   return [
     payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, IPV4_DESTINATION_OFFSET, 4),
     cmp(NFT_CMP_EQ, parseIpv4(address)),
+  ];
+}
+
+/** `ip saddr <address>` (the network header must be IPv4). */
+export function ipv4SourceIs(address: string): Expr[] {
+  return [
+    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, IPV4_SOURCE_OFFSET, 4),
+    cmp(NFT_CMP_EQ, parseIpv4(address)),
+  ];
+}
+
+/** `ip6 daddr <address>` (the network header must be IPv6). */
+export function ipv6DestinationIs(address: string): Expr[] {
+  return [
+    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, IPV6_DESTINATION_OFFSET, 16),
+    cmp(NFT_CMP_EQ, parseIpv6(address)),
+  ];
+}
+
+/** `ip6 saddr <address>` (the network header must be IPv6). */
+export function ipv6SourceIs(address: string): Expr[] {
+  return [
+    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, IPV6_SOURCE_OFFSET, 16),
+    cmp(NFT_CMP_EQ, parseIpv6(address)),
+  ];
+}
+
+/**
+ * `ip ttl set <ttl>`, as nft does it: TTL and protocol are loaded as one 16-bit word, the TTL
+ * byte replaced, and the word written back with the header checksum updated by the kernel.
+ */
+export function setIpv4Ttl(ttl: number): Expr[] {
+  return [
+    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, IPV4_TTL_OFFSET, 2),
+    bitwise(Uint8Array.of(0x00, 0xff), Uint8Array.of(ttl, 0x00)),
+    payloadWrite(NFT_PAYLOAD_NETWORK_HEADER, IPV4_TTL_OFFSET, 2, NFT_REG_1, {
+      type: NFT_PAYLOAD_CSUM_INET,
+      offset: IPV4_CHECKSUM_OFFSET,
+    }),
+  ];
+}
+
+/** `ip6 hoplimit set <limit>` (IPv6 has no header checksum). */
+export function setIpv6HopLimit(limit: number): Expr[] {
+  return [
+    immediateValue(Uint8Array.of(limit)),
+    payloadWrite(NFT_PAYLOAD_NETWORK_HEADER, IPV6_HOP_LIMIT_OFFSET, 1),
   ];
 }
 
