@@ -34,9 +34,15 @@ export interface ConnectionInfo {
   remoteAddr: Deno.NetAddr;
 }
 
+/** The connection, and the request's header fields as parsed (cheaper to read than Headers). */
+export interface RequestInfo extends ConnectionInfo {
+  /** By lower-case name, as sent; repeated fields joined with ", ". */
+  fields: ReadonlyMap<string, string>;
+}
+
 export type RequestHandler = (
   request: Request,
-  info: ConnectionInfo,
+  info: RequestInfo,
 ) => Response | Promise<Response>;
 
 export interface ConnectionContext {
@@ -90,7 +96,10 @@ export async function serveConnection(
       });
       let response: Response;
       try {
-        response = await context.handler(toRequest(head, body, context.origin), info);
+        response = await context.handler(toRequest(head, body, context.origin), {
+          remoteAddr: info.remoteAddr,
+          fields: head.headers,
+        });
       } catch (error) {
         response = context.onError(error);
       }

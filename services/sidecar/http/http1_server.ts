@@ -10,7 +10,12 @@
 
 import { errorResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
-import { type ConnectionInfo, type RequestHandler, serveConnection } from "./connection.ts";
+import {
+  type ConnectionInfo,
+  type RequestHandler,
+  type RequestInfo,
+  serveConnection,
+} from "./connection.ts";
 import {
   connectionCap,
   type ConnectionLimits,
@@ -20,7 +25,7 @@ import {
 } from "./connection_limits.ts";
 import { responseBytes } from "./response_bytes.ts";
 
-export type { ConnectionInfo, RequestHandler };
+export type { ConnectionInfo, RequestHandler, RequestInfo };
 
 export interface Http1ServerOptions {
   hostname: string;

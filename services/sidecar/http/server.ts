@@ -11,7 +11,7 @@ import { errorResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { SidecarConfig } from "../config.ts";
 import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "./connection_limits.ts";
-import { type ConnectionInfo, serveHttp1 } from "./http1_server.ts";
+import { type RequestInfo, serveHttp1 } from "./http1_server.ts";
 import { createRateLimiter } from "./rate_limit.ts";
 import { MAX_HEAD_BYTES } from "./request_head.ts";
 import { receivePost } from "./request_body.ts";
@@ -80,7 +80,7 @@ export function startMetadataServer(
 
 export type MetadataHandler = (
   request: Request,
-  info: ConnectionInfo,
+  info: RequestInfo,
 ) => Response | Promise<Response>;
 
 export function createHandler(
@@ -110,7 +110,7 @@ export function createHandler(
     };
     let response: Response | Promise<Response>;
     try {
-      response = answer(request, url, client, routes, limiter.take(client));
+      response = answer(request, info.fields, url, client, routes, limiter.take(client));
     } catch (error) {
       response = failed(error);
     }
@@ -120,6 +120,8 @@ export function createHandler(
 
 function answer(
   request: Request,
+  /** The header fields as parsed: cheaper to read than request.headers. */
+  fields: ReadonlyMap<string, string>,
   url: RequestTarget,
   client: string,
   routes: Map<string, Route>,
@@ -134,7 +136,7 @@ function answer(
     );
   }
   const headers = request.headers;
-  const proxyHeader = relayedBy(headers);
+  const proxyHeader = relayedBy(fields);
   if (proxyHeader !== undefined) {
     return errorResponse(
       403,
@@ -151,7 +153,7 @@ function answer(
       headers: { allow: ALLOWED_METHODS, connection: "close" },
     });
   }
-  if (hasBody(headers)) {
+  if (hasBody(fields)) {
     // The body is never read, so the connection cannot be reused.
     return errorResponse(413, "body_not_allowed", "requests to the metadata service have no body", {
       headers: { connection: "close" },
@@ -168,7 +170,7 @@ function answer(
       { headers: { allow: ALLOWED_METHODS } },
     );
   }
-  if (route.protected && headers.get(METADATA_HEADER_NAME) !== METADATA_HEADER_VALUE) {
+  if (route.protected && fields.get(METADATA_HEADER_NAME) !== METADATA_HEADER_VALUE) {
     return errorResponse(
       400,
       "missing_header",
@@ -179,8 +181,8 @@ function answer(
 }
 
 /** The first header that says a proxy relayed the request, if any. */
-function relayedBy(headers: Headers): string | undefined {
-  for (const name of headers.keys()) {
+function relayedBy(fields: ReadonlyMap<string, string>): string | undefined {
+  for (const name of fields.keys()) {
     if (PROXY_HEADERS.test(name.replaceAll("_", "-"))) return name;
   }
   return undefined;
@@ -203,8 +205,8 @@ export function requestTarget(url: string): RequestTarget {
     : { path: target.slice(0, question), query: target.slice(question + 1) };
 }
 
-function hasBody(headers: Headers): boolean {
-  if (headers.has("transfer-encoding")) return true;
-  const length = headers.get("content-length");
-  return length !== null && length.trim() !== "0";
+function hasBody(fields: ReadonlyMap<string, string>): boolean {
+  if (fields.has("transfer-encoding")) return true;
+  const length = fields.get("content-length");
+  return length !== undefined && length.trim() !== "0";
 }
