@@ -8,8 +8,34 @@
 /** The link-local address guests ask, as on every major cloud. */
 export const METADATA_ADDRESS = "169.254.169.254";
 
+/**
+ * The IPv6 address guests ask, AWS's IPv6 instance metadata address: a unique local address
+ * (fd00::/8) rather than a link-local one, so URLs need no zone index (`%eth0`) and the NoCloud
+ * seed URL is the same for every guest; guests reach it through their default route (masquerade,
+ * bridge binding) or an on-link route (IPv6-only secondary networks without a router).
+ */
+export const METADATA_ADDRESS_V6 = "fd00:ec2::254";
+
 /** The DMI serial that points cloud-init's NoCloud datasource at the service (see README). */
 export const NOCLOUD_SERIAL = `ds=nocloud;s=http://${METADATA_ADDRESS}/v1/;dsmode=net`;
+
+/** The same over IPv6, for IPv6-only guests (a bracketed seed URL, cloud-init 23.1 or later). */
+export const NOCLOUD_SERIAL_V6 = `ds=nocloud;s=http://[${METADATA_ADDRESS_V6}]/v1/;dsmode=net`;
+
+/** Values of ANNOTATIONS.seedAddress: which of the two addresses the NoCloud serial names. */
+export const SEED_ADDRESSES = { ipv4: "ipv4", ipv6: "ipv6" } as const;
+
+/** `PUT` here with SESSION_TTL_HEADER returns a session token. */
+export const SESSION_PATH = "/v1/session";
+/** The session token, on requests that need one (and on the PUT that ends an old one: never). */
+export const SESSION_HEADER = "X-Imds-Session";
+/** The session's lifetime in whole seconds, on `PUT /v1/session`. */
+export const SESSION_TTL_HEADER = "X-Imds-Session-Ttl-Seconds";
+/** Bounds of SESSION_TTL_HEADER. */
+export const SESSION_TTL_SECONDS = { min: 1, max: 21_600 } as const;
+
+/** The IPv4 TTL / IPv6 hop limit of the service's replies unless configured (0 leaves the kernel's). */
+export const DEFAULT_HOP_LIMIT = 1;
 
 /** The header a workload must send on identity and token requests. */
 export const METADATA_HEADER = "Metadata";
@@ -35,6 +61,12 @@ export const ANNOTATIONS = {
   adminPasswordSecret: "imds.kubevirt.io/admin-password-secret",
   /** The admin account cloudbase-init creates or sets the password of (OpenStack `meta.admin_username`). */
   adminUsername: "imds.kubevirt.io/admin-username",
+  /** IPv4 TTL and IPv6 hop limit of the service's replies, 1-255; 0 leaves the kernel's default. */
+  hopLimit: "imds.kubevirt.io/hop-limit",
+  /** `true`: identity, token and the instance document need a session token (`PUT /v1/session`). */
+  sessionsRequired: "imds.kubevirt.io/sessions-required",
+  /** SEED_ADDRESSES: `ipv6` makes the NoCloud serial point at METADATA_ADDRESS_V6. */
+  seedAddress: "imds.kubevirt.io/seed-address",
   /**
    * Written by the VM webhook, not by users: the Secrets of the VM's
    * `spec.accessCredentials` SSH keys, comma-separated, for the pod webhook to mount.
@@ -145,6 +177,10 @@ export const SIDECAR_ENV = {
   bridgeIntercept: "IMDS_BRIDGE_INTERCEPT",
   /** `true`/`false`: put the metadata address on loopback, for passt. */
   passt: "IMDS_PASST",
+  /** IPv4 TTL / IPv6 hop limit set on every reply (0-255; 0 leaves the kernel's default). */
+  hopLimit: "IMDS_HOP_LIMIT",
+  /** `true`/`false`: identity, token and the instance document need a session token. */
+  sessionsRequired: "IMDS_SESSIONS_REQUIRED",
   /**
    * Seconds without traffic after which the route back to a link-local guest address is removed
    * (it is learned again from the guest's next request).

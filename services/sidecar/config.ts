@@ -4,6 +4,7 @@
  */
 
 import {
+  DEFAULT_HOP_LIMIT,
   DEFAULT_LISTEN_ADDR,
   NETWORK_CONFIG_FROM_POD_NETWORKS,
   POD_INFO_FILES,
@@ -56,6 +57,8 @@ export interface NetworkConfig {
   passt: boolean;
   /** Routes back to link-local guest addresses are removed after this long without traffic. */
   guestRouteIdleMs: number;
+  /** IPv4 TTL / IPv6 hop limit of every reply from the metadata addresses; 0 leaves the kernel's. */
+  hopLimit: number;
 }
 
 /** What lets the guest's owner in: SSH keys, the admin account, the posted password. */
@@ -121,6 +124,8 @@ export interface SidecarConfig {
   instance: InstanceConfig;
   /** Set when network-config is generated from the pod's networks. */
   podNetworks?: PodNetworksConfig;
+  /** Identity, token and the instance document need a session token (`PUT /v1/session`). */
+  sessionsRequired: boolean;
 }
 
 export const DEFAULT_RATE_LIMIT: RateLimitConfig = { requestsPerSecond: 10, burst: 20 };
@@ -176,6 +181,10 @@ export function loadSidecarConfig(env: Env): SidecarConfig {
     network: parseNetwork(env),
     guestAccess: parseGuestAccess(env),
     instance: parseInstance(env),
+    sessionsRequired: parseBoolean(
+      SIDECAR_ENV.sessionsRequired,
+      optional(env, SIDECAR_ENV.sessionsRequired) ?? "false",
+    ),
     ...parsePodNetworks(env),
   };
 }
@@ -335,6 +344,7 @@ function parseNetwork(env: Env): NetworkConfig {
     bridgeIntercept: flag(SIDECAR_ENV.bridgeIntercept),
     passt: flag(SIDECAR_ENV.passt),
     guestRouteIdleMs: parseIdleSeconds(env) * 1000,
+    hopLimit: parseHopLimit(env),
   };
 }
 
@@ -342,6 +352,12 @@ function parseIdleSeconds(env: Env): number {
   const value = optional(env, SIDECAR_ENV.guestRouteIdleSeconds);
   if (value === undefined) return GUEST_IDLE_SECONDS_DEFAULT;
   return parseNumber(SIDECAR_ENV.guestRouteIdleSeconds, value, { min: 1, max: 86_400 });
+}
+
+function parseHopLimit(env: Env): number {
+  const value = optional(env, SIDECAR_ENV.hopLimit);
+  if (value === undefined) return DEFAULT_HOP_LIMIT;
+  return parseNumber(SIDECAR_ENV.hopLimit, value, { min: 0, max: 255, integer: true });
 }
 
 function parseInstance(env: Env): InstanceConfig {

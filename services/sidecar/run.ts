@@ -2,10 +2,12 @@
  * The `run` subcommand: make 169.254.169.254 reachable for the VM inside the virt-launcher pod's
  * network namespace, then serve the metadata API on it (never on 0.0.0.0 or the pod IP).
  *
- * 1. 169.254.169.254/32 on loopback, always: the server must bind the address before any
- *    bridge exists, and passt's sockets reach it there (IMDS_PASST only adds a log line).
- * 2. The ingress guard (datapath/ingress_guard.ts): only the VM and the pod itself reach the address.
- * 3. The HTTP server on 169.254.169.254:80.
+ * 1. 169.254.169.254/32 and fd00:ec2::254/128 on loopback, always: the server must bind the
+ *    addresses before any bridge exists, and passt's sockets reach them there (IMDS_PASST only
+ *    adds a log line). A pod with IPv6 turned off is served over IPv4 only.
+ * 2. The ingress guard (datapath/ingress_guard.ts): only the VM and the pod itself reach the
+ *    addresses; the hop limit (datapath/hop_limit.ts): replies do not outlive the guest.
+ * 3. The HTTP server on 169.254.169.254:80 and [fd00:ec2::254]:80.
  * 4. The reconcile loop (datapath/reconcile.ts) on the real kernel (datapath/network_kernel.ts):
  *    for each VM bridge a veth pair, service by the one ARP responder thread through the
  *    bridge's VM ports, and, when IMDS_BRIDGE_INTERCEPT is on, layer-2 interception.
@@ -14,11 +16,12 @@
  * packets to 169.254.169.254 never leave the pod meanwhile).
  */
 
-import { METADATA_ADDRESS } from "../shared/contract.ts";
+import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../shared/contract.ts";
 import { type Env, processEnv } from "../shared/settings.ts";
 import { type MetadataServer, startMetadataServer } from "./http/server.ts";
 import { listenForStopSignal, startSubcommand } from "./subcommand.ts";
-import { ensureLoopbackAddress } from "./datapath/attach.ts";
+import { ensureLoopbackAddress, ensureLoopbackAddressV6 } from "./datapath/attach.ts";
+import { installHopLimit } from "./datapath/hop_limit.ts";
 import { installIngressGuard } from "./datapath/ingress_guard.ts";
 import { openNetworkKernel } from "./datapath/network_kernel.ts";
 import { type NetworkRuntime, startNetwork } from "./datapath/reconcile.ts";
@@ -58,11 +61,17 @@ export async function run(args: string[], env: Env = processEnv): Promise<number
   try {
     // The address must exist before the server can bind it, whatever the binding mode.
     ensureLoopbackAddress(log);
+    const ipv6 = ensureLoopbackAddressV6(log);
     // Before anything listens: only the VM and the pod itself may reach the address (a
     // neighbour routing 169.254.169.254 to the pod IP must not get this VM's tokens).
     installIngressGuard(log);
+    installHopLimit(config.network.hopLimit, log);
     if (config.network.passt) log.info("passt guests reach the metadata address through loopback");
-    server = startMetadataServer(config, log, { hostname: METADATA_ADDRESS, port: METADATA_PORT });
+    server = startMetadataServer(config, log, {
+      hostname: METADATA_ADDRESS,
+      port: METADATA_PORT,
+      alsoListen: ipv6 ? [{ hostname: METADATA_ADDRESS_V6, port: METADATA_PORT }] : [],
+    });
     network = startNetwork({ network: config.network, logLevel: config.logLevel, log, kernel });
   } catch (error) {
     log.error(

@@ -8,13 +8,14 @@
  * bridge, its other ports or its addresses.
  */
 
-import { METADATA_ADDRESS } from "../../shared/contract.ts";
+import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../../shared/contract.ts";
 import type { Logger } from "../../shared/log.ts";
 import { LOOPBACK, vethNames } from "./interface_names.ts";
 import { formatMac } from "../kernel/ethernet.ts";
 import { isLinkLocalUnicast } from "../kernel/ipv4.ts";
 import {
   addIpv4Address,
+  addIpv6Address,
   createVethPair,
   deleteLink,
   disableIpv6AddressGeneration,
@@ -28,6 +29,7 @@ import {
 } from "../kernel/rtnetlink.ts";
 
 export const METADATA_CIDR = `${METADATA_ADDRESS}/32`;
+export const METADATA_CIDR_V6 = `${METADATA_ADDRESS_V6}/128`;
 
 export interface VethEnd {
   name: string;
@@ -58,6 +60,29 @@ export function ensureLoopbackAddress(log: Logger): void {
     log.info(`added ${METADATA_CIDR} to loopback`);
   } else {
     log.info(`${METADATA_CIDR} is already on loopback`);
+  }
+}
+
+/**
+ * Puts fd00:ec2::254/128 on loopback. Returns false, after saying why, when the pod has IPv6
+ * turned off (disable_ipv6): the service then answers over IPv4 only.
+ */
+export function ensureLoopbackAddressV6(log: Logger): boolean {
+  const lo = findLink(LOOPBACK);
+  if (!lo) throw new Error("the network namespace has no loopback interface");
+  try {
+    if (addIpv6Address(lo.index, METADATA_CIDR_V6, LOOPBACK)) {
+      log.info(`added ${METADATA_CIDR_V6} to loopback`);
+    } else {
+      log.info(`${METADATA_CIDR_V6} is already on loopback`);
+    }
+    return true;
+  } catch (error) {
+    log.warn(
+      `IPv6 is turned off in the pod (${METADATA_CIDR_V6} cannot be added to loopback); the service answers on ${METADATA_ADDRESS} only`,
+      { error },
+    );
+    return false;
   }
 }
 

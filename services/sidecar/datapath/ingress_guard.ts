@@ -1,14 +1,17 @@
 /**
- * The ingress guard: only the VM and the pod itself may reach 169.254.169.254. Without it,
- * a neighbour that routes 169.254.169.254 to the pod IP (any host on a flat pod network can)
- * would be answered by the pod's kernel, since the address is local in the pod, and could
- * read the VM's identity and tokens. Two small tables, on in every binding mode:
+ * The ingress guard: only the VM and the pod itself may reach 169.254.169.254 and
+ * fd00:ec2::254. Without it, a neighbour that routes either address to the pod IP (any host on
+ * a flat pod network can) would be answered by the pod's kernel, since the addresses are local
+ * in the pod, and could read the VM's identity and tokens. Three small tables, on in every
+ * binding mode:
  *
  *   table ip kubevirt-imds-guard       input: packets for 169.254.169.254 are delivered
  *                                      only from lo (the pod's own clients, passt),
  *                                      imds-* (the sidecar veths) and k6t-* (VM bridges);
+ *   table ip6 kubevirt-imds-guard      input: the same for fd00:ec2::254;
  *   table bridge kubevirt-imds-guard   prerouting: on every bridge, IPv4 and ARP for
- *                                      169.254.169.254 are accepted only from tap* ports
+ *                                      169.254.169.254 (and IPv6 for fd00:ec2::254) are
+ *                                      accepted only from tap* ports
  *                                      (KubeVirt's VM ports), so a neighbour on the VM's
  *                                      layer 2 (through eth0-nic, <hash>-nic) reaches
  *                                      neither the bridge's own stack nor the sidecar veth.
@@ -17,7 +20,7 @@
  * like the rest of the sidecar's network set-up. CAP_NET_ADMIN only.
  */
 
-import { METADATA_ADDRESS } from "../../shared/contract.ts";
+import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../../shared/contract.ts";
 import type { Logger } from "../../shared/log.ts";
 import {
   type BatchMessage,
@@ -28,12 +31,15 @@ import {
 import {
   bridgedArpFor,
   bridgedIpv4To,
+  bridgedIpv6To,
   cmp,
   commit,
   deleteTable,
+  type Expr,
   ifnameBytes,
   ifnamePrefixBytes,
   ipv4DestinationIs,
+  ipv6DestinationIs,
   metaLoad,
   newChain,
   newRule,
@@ -46,6 +52,7 @@ import {
   NF_IP_PRI_FILTER,
   NFPROTO_BRIDGE,
   NFPROTO_IPV4,
+  NFPROTO_IPV6,
   NFT_CMP_EQ,
   NFT_CMP_NEQ,
   NFT_META_IIFNAME,
@@ -62,6 +69,7 @@ import {
 } from "./interface_names.ts";
 
 export const GUARD_IP_TABLE: TableRef = { family: NFPROTO_IPV4, table: GUARD_TABLE_NAME };
+export const GUARD_IP6_TABLE: TableRef = { family: NFPROTO_IPV6, table: GUARD_TABLE_NAME };
 export const GUARD_BRIDGE_TABLE: TableRef = { family: NFPROTO_BRIDGE, table: GUARD_TABLE_NAME };
 
 /**
@@ -83,16 +91,25 @@ function ifname(pattern: string): Uint8Array {
 
 /** The input chain of the ip table. */
 export function guardIpRules(): Rule[] {
+  return inputRules(ipv4DestinationIs(METADATA_ADDRESS));
+}
+
+/** The input chain of the ip6 table. */
+export function guardIp6Rules(): Rule[] {
+  return inputRules(ipv6DestinationIs(METADATA_ADDRESS_V6));
+}
+
+function inputRules(forMetadata: Expr[]): Rule[] {
   const rules: Rule[] = GUARD_ALLOWED_INTERFACES.map((pattern) => ({
     chain: "input",
     exprs: [
-      ...ipv4DestinationIs(METADATA_ADDRESS),
+      ...forMetadata,
       metaLoad(NFT_META_IIFNAME),
       cmp(NFT_CMP_EQ, ifname(pattern)),
       verdict(NF_ACCEPT),
     ],
   }));
-  rules.push({ chain: "input", exprs: [...ipv4DestinationIs(METADATA_ADDRESS), verdict(NF_DROP)] });
+  rules.push({ chain: "input", exprs: [...forMetadata, verdict(NF_DROP)] });
   return rules;
 }
 
@@ -119,13 +136,21 @@ export function guardBridgeRules(): Rule[] {
         verdict(NF_DROP),
       ],
     },
+    {
+      chain: "prerouting",
+      exprs: [
+        ...notFromVm,
+        ...bridgedIpv6To(METADATA_ADDRESS_V6),
+        verdict(NF_DROP),
+      ],
+    },
   ];
 }
 
-/** Both tables, each replaced as a whole (create-if-missing, delete, create), in one batch. */
+/** The tables, each replaced as a whole (create-if-missing, delete, create), in one batch. */
 export function guardBatch(): BatchMessage[] {
   const messages: BatchMessage[] = [];
-  for (const ref of [GUARD_IP_TABLE, GUARD_BRIDGE_TABLE]) {
+  for (const ref of [GUARD_IP_TABLE, GUARD_IP6_TABLE, GUARD_BRIDGE_TABLE]) {
     messages.push(newTable(ref), deleteTable(ref), newTable(ref));
   }
   messages.push(
@@ -135,6 +160,12 @@ export function guardBatch(): BatchMessage[] {
       priority: NF_IP_PRI_FILTER,
     }),
     ...guardIpRules().map((rule) => newRule(GUARD_IP_TABLE, rule)),
+    newChain(GUARD_IP6_TABLE, {
+      name: "input",
+      hook: NF_INET_LOCAL_IN,
+      priority: NF_IP_PRI_FILTER,
+    }),
+    ...guardIp6Rules().map((rule) => newRule(GUARD_IP6_TABLE, rule)),
     newChain(GUARD_BRIDGE_TABLE, {
       name: "prerouting",
       hook: NF_BR_PRE_ROUTING,
@@ -156,11 +187,20 @@ function send(messages: BatchMessage[], what: string): void {
 
 /** Installs (or refreshes) the guard. Call before the server starts listening. */
 export function installIngressGuard(log: Logger): void {
-  send(guardBatch(), `install the ${METADATA_ADDRESS} ingress guard (nftables)`);
+  send(
+    guardBatch(),
+    `install the ${METADATA_ADDRESS} and ${METADATA_ADDRESS_V6} ingress guard (nftables)`,
+  );
   log.info(
-    `only the VM and the pod itself can reach ${METADATA_ADDRESS}: packets for it are ` +
+    `only the VM and the pod itself can reach ${METADATA_ADDRESS} and ${METADATA_ADDRESS_V6}: packets for them are ` +
       `accepted from ${GUARD_ALLOWED_INTERFACES.join(", ")} and, inside VM bridges, ` +
       `from ${KUBEVIRT_TAP_PREFIX}* ports only`,
-    { tables: [`ip ${GUARD_IP_TABLE.table}`, `bridge ${GUARD_BRIDGE_TABLE.table}`] },
+    {
+      tables: [
+        `ip ${GUARD_IP_TABLE.table}`,
+        `ip6 ${GUARD_IP6_TABLE.table}`,
+        `bridge ${GUARD_BRIDGE_TABLE.table}`,
+      ],
+    },
   );
 }

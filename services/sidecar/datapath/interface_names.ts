@@ -85,6 +85,8 @@ export const BRIDGE_SIDE_VETH_PREFIX = "imdb-";
 export const INTERCEPT_TABLE_NAME = "kubevirt-imds";
 /** The nftables tables (families ip and bridge) of the ingress guard. */
 export const GUARD_TABLE_NAME = "kubevirt-imds-guard";
+/** The ip and ip6 tables that set the TTL / hop limit of the service's replies. */
+export const HOP_LIMIT_TABLE_NAME = "kubevirt-imds-hop-limit";
 
 export interface VethNames {
   /** The end in the pod namespace that carries the metadata address ("imds-eth0"). */

@@ -28,6 +28,8 @@ export interface Route {
   handle(query: string, client?: string, request?: RouteRequest): Response | Promise<Response>;
   /** Accepts POST: the API's only write (the guest's encrypted password). */
   post?: PostRoute;
+  /** Answers PUT, and only PUT (a session token: sessions.ts). */
+  put?: (fields: ReadonlyMap<string, string>, client: string) => Response;
 }
 
 /** What a route may need of the request beyond its query. */

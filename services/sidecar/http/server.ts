@@ -6,7 +6,7 @@
  * one log line per request.
  */
 
-import { METADATA_HEADER } from "../../shared/contract.ts";
+import { METADATA_HEADER, SESSION_PATH } from "../../shared/contract.ts";
 import { errorResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { SidecarConfig } from "../config.ts";
@@ -16,6 +16,7 @@ import { createRateLimiter } from "./rate_limit.ts";
 import { MAX_HEAD_BYTES } from "./request_head.ts";
 import { receivePost } from "./request_body.ts";
 import { createRoutes, type Route } from "./routes.ts";
+import { createSessionStore, issueSession, sessionRefusal, type SessionStore } from "./sessions.ts";
 
 export interface MetadataServer {
   addr: Deno.NetAddr;
@@ -30,6 +31,8 @@ export interface MetadataServerOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Timeouts and connection caps (see connection_limits.ts); defaults suit production. */
   connectionLimits?: Partial<ConnectionLimits>;
+  /** More addresses served by the same handler (the IPv6 metadata address), each with its caps. */
+  alsoListen?: { hostname: string; port: number }[];
 }
 
 /** Request line plus headers larger than this are refused with 431. */
@@ -53,27 +56,42 @@ export function startMetadataServer(
   const stopping = new AbortController();
   options.signal?.addEventListener("abort", () => stopping.abort());
   const handler = createHandler(config, log, stopping.signal);
-  const server = serveHttp1({
-    hostname: options.hostname ?? config.listen.hostname,
-    port: options.port ?? config.listen.port,
-    limits: { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits },
-    log,
-    onListen: (addr) => {
-      log.info("metadata server listening", { address: `${addr.hostname}:${addr.port}` });
-      options.onListen?.(addr);
-    },
-    onError: (error) => {
-      log.error("request failed", { error });
-      return errorResponse(500, "internal_error", "the metadata service failed to answer");
-    },
-  }, handler);
-  options.signal?.addEventListener("abort", () => server.shutdown());
+  const listen = (hostname: string, port: number, onListen?: (addr: Deno.NetAddr) => void) =>
+    serveHttp1({
+      hostname,
+      port,
+      limits: { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits },
+      log,
+      onListen: (addr) => {
+        const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+        log.info("metadata server listening", { address: `${host}:${addr.port}` });
+        onListen?.(addr);
+      },
+      onError: (error) => {
+        log.error("request failed", { error });
+        return errorResponse(500, "internal_error", "the metadata service failed to answer");
+      },
+    }, handler);
+  const server = listen(
+    options.hostname ?? config.listen.hostname,
+    options.port ?? config.listen.port,
+    options.onListen,
+  );
+  const servers = [server];
+  try {
+    for (const extra of options.alsoListen ?? []) servers.push(listen(extra.hostname, extra.port));
+  } catch (error) {
+    for (const started of servers) started.shutdown();
+    throw error;
+  }
+  const shutdownAll = () => Promise.all(servers.map((each) => each.shutdown())).then(() => {});
+  options.signal?.addEventListener("abort", shutdownAll);
   return {
     addr: server.addr,
-    finished: server.finished,
+    finished: Promise.all(servers.map((each) => each.finished)).then(() => {}),
     shutdown: async () => {
       stopping.abort();
-      await server.shutdown();
+      await shutdownAll();
     },
   };
 }
@@ -89,6 +107,13 @@ export function createHandler(
   stopping?: AbortSignal,
 ): MetadataHandler {
   const routes = createRoutes(config, log, stopping);
+  const sessions = createSessionStore();
+  routes.set(SESSION_PATH, {
+    protected: false,
+    handle: () => errorResponse(500, "internal_error", "the session route answers PUT only"),
+    put: (fields, client) => issueSession(sessions, fields, client),
+  });
+  const rules: RequestRules = { sessions, sessionsRequired: config.sessionsRequired };
   const limiter = createRateLimiter(config.rateLimit);
   return (request, info) => {
     const started = performance.now();
@@ -110,12 +135,18 @@ export function createHandler(
     };
     let response: Response | Promise<Response>;
     try {
-      response = answer(request, info.fields, url, client, routes, limiter.take(client));
+      response = answer(request, info.fields, url, client, routes, rules, limiter.take(client));
     } catch (error) {
       response = failed(error);
     }
     return response instanceof Promise ? response.catch(failed).then(logged) : logged(response);
   };
+}
+
+/** The per-server state the rules below need. */
+interface RequestRules {
+  sessions: SessionStore;
+  sessionsRequired: boolean;
 }
 
 function answer(
@@ -125,6 +156,7 @@ function answer(
   url: RequestTarget,
   client: string,
   routes: Map<string, Route>,
+  rules: RequestRules,
   retryAfter: number,
 ): Response | Promise<Response> {
   if (retryAfter > 0) {
@@ -162,6 +194,15 @@ function answer(
   if (route === undefined) {
     return errorResponse(404, "not_found", `no such endpoint: ${url.path}`);
   }
+  if (route.put) {
+    if (request.method === "PUT") return route.put(fields, client);
+    return errorResponse(
+      405,
+      "method_not_allowed",
+      `${request.method} is not allowed on ${url.path}; use PUT`,
+      { headers: { allow: "PUT" } },
+    );
+  }
   if (request.method !== "GET" && request.method !== "HEAD") {
     return errorResponse(
       405,
@@ -177,6 +218,13 @@ function answer(
       `${url.path} requires the header "${METADATA_HEADER}: true"`,
     );
   }
+  const refused = sessionRefusal(
+    rules.sessions,
+    { path: url.path, fields, client },
+    route.protected,
+    rules.sessionsRequired,
+  );
+  if (refused) return refused;
   return route.handle(url.query, client, { path: url.path, headers });
 }
 

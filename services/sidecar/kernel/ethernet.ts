@@ -7,6 +7,7 @@
 export const ETH_P_ALL = 0x0003;
 export const ETH_P_IP = 0x0800;
 export const ETH_P_ARP = 0x0806;
+export const ETH_P_IPV6 = 0x86dd;
 
 export const ETHERNET_HEADER_BYTES = 14;
 /** The ethertype follows the destination and source MACs, big-endian. */

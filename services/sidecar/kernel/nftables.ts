@@ -28,7 +28,7 @@ import {
   transact,
   u32be,
 } from "./netlink.ts";
-import { ETH_P_ARP, ETH_P_IP, ETHERTYPE_OFFSET, ethertypeBytes } from "./ethernet.ts";
+import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ETHERTYPE_OFFSET, ethertypeBytes } from "./ethernet.ts";
 import { parseIpv4 } from "./ipv4.ts";
 import { parseIpv6 } from "./ipv6.ts";
 
@@ -361,6 +361,15 @@ export function bridgedIpv4To(address: string): Expr[] {
     metaLoad(NFT_META_PROTOCOL),
     cmp(NFT_CMP_EQ, ethertypeBytes(ETH_P_IP)),
     ...ipv4DestinationIs(address),
+  ];
+}
+
+/** In a bridge: `meta protocol ip6 ip6 daddr <address>`. */
+export function bridgedIpv6To(address: string): Expr[] {
+  return [
+    metaLoad(NFT_META_PROTOCOL),
+    cmp(NFT_CMP_EQ, ethertypeBytes(ETH_P_IPV6)),
+    ...ipv6DestinationIs(address),
   ];
 }
 

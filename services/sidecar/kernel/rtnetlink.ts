@@ -12,6 +12,7 @@
 import { EEXIST, ENOENT, ESRCH, isSyscallError } from "./libc.ts";
 import { formatMac, parseMac } from "./ethernet.ts";
 import { formatIpv4, parseCidr, parseIpv4 } from "./ipv4.ts";
+import { parseIpv6Cidr } from "./ipv6.ts";
 import {
   attr,
   attrStr,
@@ -76,6 +77,8 @@ const IN6_ADDR_GEN_MODE_NONE = 1;
 
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
+const IFA_FLAGS = 8;
+const IFA_F_NODAD = 0x02;
 
 const RTA_DST = 1;
 const RTA_OIF = 4;
@@ -440,6 +443,30 @@ export function addIpv4Address(
         attr(IFA_ADDRESS, address),
       ),
     }, `add address ${cidr} to ${options.what ?? `interface ${index}`}`);
+    return true;
+  } catch (error) {
+    if (isSyscallError(error, EEXIST)) return false;
+    throw error;
+  }
+}
+
+/**
+ * Adds an IPv6 address ("fd00:ec2::254/128") to a device, with no duplicate address detection
+ * (the address is the sidecar's alone). Returns false when the device already had it. Throws
+ * when IPv6 is disabled in the namespace or on the device.
+ */
+export function addIpv6Address(index: number, cidr: string, what = `interface ${index}`): boolean {
+  const { address, prefix } = parseIpv6Cidr(cidr);
+  try {
+    request(sock(), {
+      type: RTM_NEWADDR,
+      flags: NLM_F_CREATE | NLM_F_EXCL,
+      payload: concat(
+        ifaddrmsg({ family: AF_INET6, prefix, scope: RT_SCOPE_UNIVERSE, index }),
+        attr(IFA_ADDRESS, address),
+        attrU32(IFA_FLAGS, IFA_F_NODAD),
+      ),
+    }, `add address ${cidr} to ${what}`);
     return true;
   } catch (error) {
     if (isSyscallError(error, EEXIST)) return false;
