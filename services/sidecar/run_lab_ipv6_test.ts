@@ -1,0 +1,192 @@
+/**
+ * The lab for fd00:ec2::254 and the response hop limit: IPv6-only guests in the binding modes
+ * that route the metadata address (masquerade, passt), the ip6 ingress guard, real cloud-init
+ * reading its seed from the bracketed IPv6 URL, and a workload behind the guest that the
+ * default hop limit keeps out. Needs root; skipped otherwise (never under CI=true).
+ */
+import { assert, assertEquals, assertMatch } from "../../testing/assert.ts";
+import { METADATA_ADDRESS_V6, NOCLOUD_SERIAL_V6 } from "../shared/contract.ts";
+import { netnsTest } from "../../testing/netns/harness.ts";
+import { inNamespace, ipBatch, run } from "../../testing/netns/command.ts";
+import { assertServed, waitUntilServed } from "../../testing/netns/expectations.ts";
+import { step, withLab } from "../../testing/netns/lab_steps.ts";
+import { curl, type CurlOptions } from "../../testing/netns/probes.ts";
+import { labIdentity, type Sidecar, startSidecar } from "../../testing/netns/sidecar_process.ts";
+import { addMasqueradeNic, createGuest, createPod } from "../../testing/netns/topology.ts";
+import {
+  addNestedWorkload,
+  addPodIpv6,
+  makeIpv6Only,
+  MASQUERADE_V6,
+  POD_NETWORK_V6,
+} from "../../testing/netns/ipv6_guest.ts";
+import { DEBIAN_PYTHON } from "../../testing/cloud_init.ts";
+
+const V6: CurlOptions = { host: `[${METADATA_ADDRESS_V6}]` };
+
+/** What a request from `ns` got: an HTTP status, or the reason curl gave up. */
+async function outcome(ns: string, path: string, options: CurlOptions = {}): Promise<string> {
+  try {
+    return String((await curl(ns, path, { maxTimeSeconds: 3, ...options })).status);
+  } catch (error) {
+    return `no reply: ${(error as Error).message}`;
+  }
+}
+
+netnsTest(
+  "lab: IPv6-only masquerade guest — fd00:ec2::254 through its default route",
+  async (t) => {
+    await withLab(async (lab) => {
+      const pod = await createPod(lab);
+      const guest = await createGuest(lab);
+      const identity = labIdentity("vm-v6-masquerade");
+      const sidecar = await startSidecar(lab, pod.ns, { identity });
+      const logs = () => sidecar;
+      await addMasqueradeNic(pod, guest);
+      await makeIpv6Only(
+        guest,
+        "eth0",
+        `${MASQUERADE_V6.guestIp}/${MASQUERADE_V6.prefix}`,
+        MASQUERADE_V6.gateway,
+      );
+
+      await step(
+        t,
+        `the guest (${MASQUERADE_V6.guestIp} via ${MASQUERADE_V6.gateway}) gets identity, token and cloud-init files`,
+        logs,
+        async () => {
+          assertMatch(await outcome(guest.ns, "/v1/identity"), /no reply/, "the guest has IPv4");
+          await waitUntilServed(guest.ns, identity, V6);
+          await assertServed(guest.ns, identity, V6);
+          const line = await sidecar.waitForLog((line) =>
+            line.msg === "request" && line.client === MASQUERADE_V6.guestIp
+          );
+          assertEquals(line.path !== undefined, true);
+        },
+      );
+
+      await step(
+        t,
+        "Debian's cloud-init reads its seed from the serial's bracketed IPv6 URL",
+        logs,
+        async () => {
+          const script = `
+import json
+from cloudinit import util, version
+from cloudinit.sources import DataSourceNoCloud
+fill = {}
+found = DataSourceNoCloud.parse_cmdline_data("ds=nocloud", fill, ${
+            JSON.stringify(NOCLOUD_SERIAL_V6)
+          })
+md, ud, vd = util.read_seeded(fill["seedfrom"], timeout=5, retries=2)
+print(json.dumps({"version": version.version_string(), "found": found, "seedfrom": fill["seedfrom"],
+                  "meta": md, "user": ud.decode() if isinstance(ud, bytes) else ud}))
+`;
+          const result = await run(inNamespace(guest.ns, [DEBIAN_PYTHON, "-c", script]));
+          assertEquals(result.code, 0, result.stderr);
+          const seen = JSON.parse(result.stdout);
+          assertEquals(seen.found, true);
+          assertEquals(seen.seedfrom, `http://[${METADATA_ADDRESS_V6}]/v1/`);
+          assertEquals(seen.meta["local-hostname"], identity.vmName);
+          assertEquals(seen.user, identity.userData);
+          console.log(`cloud-init ${seen.version} read its seed from ${seen.seedfrom}`);
+        },
+      );
+
+      await step(
+        t,
+        "a neighbour routing fd00:ec2::254 via the pod's IPv6 address gets nothing",
+        logs,
+        async () => {
+          await addPodIpv6(pod);
+          await ipBatch(pod.node, [
+            `route add ${METADATA_ADDRESS_V6}/128 via ${POD_NETWORK_V6.podIp} dev ${pod.nodeUplink}`,
+          ]);
+          // The route works: the pod's own IPv6 address refuses a closed port (a TCP reset).
+          assertMatch(
+            await outcome(pod.node, "/", { host: `[${POD_NETWORK_V6.podIp}]:81` }),
+            /Connection refused|Couldn't connect/,
+          );
+          assertMatch(await outcome(pod.node, "/v1/identity", V6), /no reply/);
+        },
+      );
+    });
+  },
+);
+
+netnsTest("lab: passt over IPv6 — the pod's own sockets reach fd00:ec2::254", async (t) => {
+  await withLab(async (lab) => {
+    const pod = await createPod(lab);
+    const identity = labIdentity("vm-v6-passt");
+    const sidecar = await startSidecar(lab, pod.ns, { identity, env: { IMDS_PASST: "true" } });
+    await step(t, "identity, token and cloud-init files over IPv6", () => sidecar, async () => {
+      await waitUntilServed(pod.ns, identity, V6);
+      await assertServed(pod.ns, identity, V6);
+    });
+  });
+});
+
+netnsTest(
+  "lab: hop limit — a workload behind the guest cannot fetch the token; with 2 it can",
+  async (t) => {
+    await withLab(async (lab) => {
+      const pod = await createPod(lab);
+      const guest = await createGuest(lab);
+      const identity = labIdentity("vm-hop-limit");
+      const running: { sidecar?: Sidecar } = {};
+      const logs = () => running.sidecar;
+      running.sidecar = await startSidecar(lab, pod.ns, { identity });
+      await addMasqueradeNic(pod, guest);
+      // Dual stack in the guest, so the nested workload is tried over both addresses.
+      await ipBatch(guest.ns, [
+        `address add ${MASQUERADE_V6.guestIp}/${MASQUERADE_V6.prefix} dev eth0 nodad`,
+        `route add ::/0 via ${MASQUERADE_V6.gateway} dev eth0`,
+      ]);
+      const nested = await addNestedWorkload(guest, "eth0");
+
+      await step(
+        t,
+        "by default (1) the guest gets the token over IPv4 and IPv6, the nested workload over neither",
+        logs,
+        async () => {
+          await waitUntilServed(guest.ns, identity);
+          await waitUntilServed(guest.ns, identity, V6);
+          for (const options of [{}, V6]) {
+            assertEquals(await outcome(guest.ns, "/v1/token", options), "200");
+            assertMatch(await outcome(nested.ns, "/v1/token", options), /no reply/);
+          }
+          // The workload does reach the pod through the guest (a closed port answers with a
+          // reset): only the service's replies stop at the guest.
+          assertMatch(
+            await outcome(nested.ns, "/", { host: "10.0.2.1:81" }),
+            /Connection refused|Couldn't connect/,
+          );
+        },
+      );
+
+      await step(t, "with IMDS_HOP_LIMIT=2 the nested workload is answered", logs, async () => {
+        await running.sidecar!.stop();
+        running.sidecar = await startSidecar(lab, pod.ns, {
+          identity,
+          env: { IMDS_HOP_LIMIT: "2" },
+        });
+        await waitUntilServed(guest.ns, identity);
+        for (const options of [{}, V6]) {
+          assertEquals(await outcome(nested.ns, "/v1/token", options), "200");
+        }
+      });
+
+      await step(t, "with IMDS_HOP_LIMIT=0 the tables are gone", logs, async () => {
+        await running.sidecar!.stop();
+        running.sidecar = await startSidecar(lab, pod.ns, {
+          identity,
+          env: { IMDS_HOP_LIMIT: "0" },
+        });
+        await waitUntilServed(guest.ns, identity);
+        const tables = await run(inNamespace(pod.ns, ["nft", "list", "tables"]));
+        assert(!tables.stdout.includes("kubevirt-imds-hop-limit"), tables.stdout);
+        assertEquals(await outcome(nested.ns, "/v1/token"), "200");
+      });
+    });
+  },
+);
