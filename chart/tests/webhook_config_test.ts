@@ -4,13 +4,37 @@
  * configuration loader for every rendered case, and every value arrives.
  */
 import { assertEquals } from "../../testing/assert.ts";
+import { WEBHOOK_ENV } from "../../services/shared/contract.ts";
 import { envFrom } from "../../services/shared/settings.ts";
 import { loadWebhookConfig, type WebhookConfig } from "../../services/webhook/config.ts";
 import { CASES, CHANGED_CONFIG, CHANGED_SETTINGS } from "./cases.ts";
-import { needsHelm, render, type Rendered, template } from "../../testing/helm.ts";
+import { type K8sObject, needsHelm, render, type Rendered, template } from "../../testing/helm.ts";
 
 const helm3 = await needsHelm("helm");
 if (!helm3.ignore) { for (const values of Object.values(CASES)) template("helm", values); }
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { resourceFieldRef?: { containerName: string; resource: string } };
+}
+
+const BINARY_UNITS: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 };
+
+/**
+ * An env value as the kubelet gives it; a resourceFieldRef to `limits.memory` (divisor 1) is the
+ * limit in bytes.
+ */
+function envValue(entry: EnvVar, container: K8sObject): string | undefined {
+  const field = entry.valueFrom?.resourceFieldRef;
+  if (field === undefined) return entry.value;
+  if (field.containerName !== container.name || field.resource !== "limits.memory") {
+    throw new Error(`${entry.name}: this test reads only the container's own limits.memory`);
+  }
+  const match = /^(\d+)(Ki|Mi|Gi)?$/.exec(String(container.resources.limits.memory));
+  if (!match) throw new Error(`unexpected memory limit ${container.resources.limits.memory}`);
+  return String(Number(match[1]) * (match[2] ? BINARY_UNITS[match[2]] : 1));
+}
 
 /** Loads the webhook configuration exactly as the rendered Deployment would. */
 function loadRendered(r: Rendered): WebhookConfig {
@@ -27,7 +51,7 @@ function loadRendered(r: Rendered): WebhookConfig {
   const loaded = loadWebhookConfig({
     args: container.args,
     env: envFrom(Object.fromEntries(
-      (container.env ?? []).map((e: { name: string; value: string }) => [e.name, e.value]),
+      (container.env ?? []).map((e: EnvVar) => [e.name, envValue(e, container)]),
     )),
     readFile: (path) => {
       if (!(path in files)) throw new Error(`no such file in the pod: ${path}`);
@@ -66,7 +90,14 @@ Deno.test({
       env: envFrom({}),
     });
     if (builtIn.help) throw new Error("unexpected --help");
-    const { listen: _l, tlsCertPath: _c, tlsKeyPath: _k, configPath: _p, ...fromChart } = config;
+    const {
+      listen: _l,
+      tlsCertPath: _c,
+      tlsKeyPath: _k,
+      configPath: _p,
+      memoryLimitBytes: _m,
+      ...fromChart
+    } = config;
     const { listen: _l2, tlsCertPath: _c2, tlsKeyPath: _k2, ...fromWebhook } = builtIn.config;
     assertEquals(fromChart, fromWebhook);
   },
@@ -82,5 +113,21 @@ Deno.test({
       { sidecar, token, vendorData, vmSerialInjection, maxRequestBytes },
       CHANGED_CONFIG,
     );
+  },
+});
+
+Deno.test({
+  name: "the webhook reads the memory limit the chart gives it, under the contract's variable",
+  ...helm3,
+  async fn() {
+    const defaults = await render("helm", CASES.defaults);
+    const env = defaults.ofKind("Deployment")[0].spec.template.spec.containers[0].env as EnvVar[];
+    assertEquals(
+      env.filter((entry) => entry.name.startsWith("IMDS_")).map((entry) => entry.name),
+      [WEBHOOK_ENV.memoryLimit],
+    );
+    assertEquals(loadRendered(defaults).memoryLimitBytes, 192 * 2 ** 20);
+    const larger = await render("helm", { webhook: { resources: { limits: { memory: "1Gi" } } } });
+    assertEquals(loadRendered(larger).memoryLimitBytes, 2 ** 30);
   },
 });

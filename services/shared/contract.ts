@@ -188,6 +188,19 @@ export const SIDECAR_ENV = {
   guestRouteIdleSeconds: "IMDS_GUEST_ROUTE_IDLE_SECONDS",
 } as const;
 
+/**
+ * Environment variables the webhook reads, each the fallback of its command-line flag
+ * (the chart sets IMDS_WEBHOOK_MEMORY_LIMIT from the container's memory limit).
+ */
+export const WEBHOOK_ENV = {
+  listen: "IMDS_WEBHOOK_LISTEN",
+  tlsCert: "IMDS_WEBHOOK_TLS_CERT",
+  tlsKey: "IMDS_WEBHOOK_TLS_KEY",
+  sidecarImage: "IMDS_WEBHOOK_SIDECAR_IMAGE",
+  config: "IMDS_WEBHOOK_CONFIG",
+  memoryLimit: "IMDS_WEBHOOK_MEMORY_LIMIT",
+} as const;
+
 /** Where the webhook mounts things inside the sidecar container. */
 export const SIDECAR_PATHS = {
   tokenDir: "/var/run/secrets/tokens",

@@ -6,6 +6,7 @@
  */
 
 import { parse as parseYaml } from "yaml";
+import { WEBHOOK_ENV } from "../shared/contract.ts";
 import type { LogLevel } from "../shared/log.ts";
 import {
   checkNumber,
@@ -147,18 +148,18 @@ function buildConfig(flags: Flags, file: unknown): WebhookConfig {
   if (image.trim() === "") {
     throw configError(
       "--sidecar-image",
-      "is required (or sidecar.image in the config file, or IMDS_WEBHOOK_SIDECAR_IMAGE)",
+      `is required (or sidecar.image in the config file, or ${WEBHOOK_ENV.sidecarImage})`,
     );
   }
   if (/\s/.test(image)) throw configError("--sidecar-image", `contains spaces: "${image}"`);
 
   const tlsCertPath = flags.tlsCert;
   if (tlsCertPath === undefined) {
-    throw configError("--tls-cert", "is required (or IMDS_WEBHOOK_TLS_CERT)");
+    throw configError("--tls-cert", `is required (or ${WEBHOOK_ENV.tlsCert})`);
   }
   const tlsKeyPath = flags.tlsKey;
   if (tlsKeyPath === undefined) {
-    throw configError("--tls-key", "is required (or IMDS_WEBHOOK_TLS_KEY)");
+    throw configError("--tls-key", `is required (or ${WEBHOOK_ENV.tlsKey})`);
   }
 
   const config: WebhookConfig = {

@@ -3,6 +3,7 @@
  * environment variable; a flag given on the command line wins.
  */
 
+import { WEBHOOK_ENV } from "../shared/contract.ts";
 import { configError, type Env, optional } from "../shared/settings.ts";
 
 export interface Flags {
@@ -17,7 +18,7 @@ export interface Flags {
 interface FlagSpec {
   field: keyof Flags;
   flag: string;
-  env: string;
+  env: (typeof WEBHOOK_ENV)[keyof typeof WEBHOOK_ENV];
   help: string;
 }
 
@@ -25,37 +26,37 @@ export const FLAGS: readonly FlagSpec[] = [
   {
     field: "listen",
     flag: "--listen",
-    env: "IMDS_WEBHOOK_LISTEN",
+    env: WEBHOOK_ENV.listen,
     help: "HOST:PORT to serve HTTPS on (default 0.0.0.0:8443)",
   },
   {
     field: "tlsCert",
     flag: "--tls-cert",
-    env: "IMDS_WEBHOOK_TLS_CERT",
+    env: WEBHOOK_ENV.tlsCert,
     help: "PEM certificate chain file (reloaded when it changes)",
   },
   {
     field: "tlsKey",
     flag: "--tls-key",
-    env: "IMDS_WEBHOOK_TLS_KEY",
+    env: WEBHOOK_ENV.tlsKey,
     help: "PEM private key file (reloaded when it changes)",
   },
   {
     field: "sidecarImage",
     flag: "--sidecar-image",
-    env: "IMDS_WEBHOOK_SIDECAR_IMAGE",
+    env: WEBHOOK_ENV.sidecarImage,
     help: "sidecar image to inject (overrides sidecar.image in the config file)",
   },
   {
     field: "config",
     flag: "--config",
-    env: "IMDS_WEBHOOK_CONFIG",
+    env: WEBHOOK_ENV.config,
     help: "YAML or JSON configuration file",
   },
   {
     field: "memoryLimit",
     flag: "--memory-limit",
-    env: "IMDS_WEBHOOK_MEMORY_LIMIT",
+    env: WEBHOOK_ENV.memoryLimit,
     help: "the container's memory limit (bytes, or 192Mi); bounds the reviews in progress",
   },
 ];
