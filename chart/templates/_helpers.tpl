@@ -113,6 +113,8 @@ cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "k
   "resources" $v.sidecar.resources
   "logLevel" $v.sidecar.logLevel
   "rateLimit" (dict "requestsPerSecond" $v.sidecar.rateLimit.requestsPerSecond "burst" $v.sidecar.rateLimit.burst)
+  "hopLimit" $v.sidecar.hopLimit
+  "sessionsRequired" $v.sidecar.sessionsRequired
   "network" (dict
     "bridgeNames" $v.sidecar.network.bridgeNames
     "arpResponder" $v.sidecar.network.arpResponder

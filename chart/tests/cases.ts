@@ -13,6 +13,8 @@ export const CHANGED_SETTINGS: Values = {
     resources: { requests: { cpu: "20m", memory: "64Mi" }, limits: { cpu: "1", memory: "256Mi" } },
     logLevel: "debug",
     rateLimit: { requestsPerSecond: 2.5, burst: 7 },
+    hopLimit: 2,
+    sessionsRequired: true,
     network: {
       bridgeNames: ["k6t-eth0", "k6t-5e1ebc3c0a1"],
       arpResponder: false,
@@ -38,6 +40,8 @@ export const CHANGED_CONFIG: Record<string, unknown> = {
     resources: changed.sidecar.resources,
     logLevel: "debug",
     rateLimit: changed.sidecar.rateLimit,
+    hopLimit: 2,
+    sessionsRequired: true,
     network: changed.sidecar.network,
   },
   token: changed.token,

@@ -414,6 +414,8 @@ Deno.test({
         resources: { requests: { cpu: "10m", memory: "48Mi" }, limits: { memory: "128Mi" } },
         logLevel: "info",
         rateLimit: { requestsPerSecond: 10, burst: 20 },
+        hopLimit: 1,
+        sessionsRequired: false,
         network: { bridgeNames: [], arpResponder: true, bridgeIntercept: true, passt: true },
       },
       token: { expirationSeconds: 3600, audiences: [] },

@@ -6,7 +6,7 @@
  */
 
 import { parse as parseYaml } from "yaml";
-import { WEBHOOK_ENV } from "../shared/contract.ts";
+import { DEFAULT_HOP_LIMIT, WEBHOOK_ENV } from "../shared/contract.ts";
 import type { LogLevel } from "../shared/log.ts";
 import {
   checkNumber,
@@ -36,6 +36,10 @@ export interface SidecarSettings {
   resources: ResourceRequirements;
   logLevel: LogLevel;
   rateLimit: { requestsPerSecond: number; burst: number };
+  /** IPv4 TTL / IPv6 hop limit of the service's replies (0: the kernel's); VMs may override. */
+  hopLimit: number;
+  /** Identity, token and instance document need a session token; VMs may override. */
+  sessionsRequired: boolean;
   network: {
     bridgeNames: string[];
     arpResponder: boolean;
@@ -130,6 +134,8 @@ function buildConfig(flags: Flags, file: unknown): WebhookConfig {
     "resources",
     "logLevel",
     "rateLimit",
+    "hopLimit",
+    "sessionsRequired",
     "network",
   ]);
   const rateLimit = object("sidecar.rateLimit", sidecar.rateLimit ?? {}, [
@@ -193,6 +199,12 @@ function buildConfig(flags: Flags, file: unknown): WebhookConfig {
           integer: true,
         }),
       },
+      hopLimit: number("sidecar.hopLimit", sidecar.hopLimit, DEFAULT_HOP_LIMIT, {
+        min: 0,
+        max: 255,
+        integer: true,
+      }),
+      sessionsRequired: boolean("sidecar.sessionsRequired", sidecar.sessionsRequired, false),
       network: {
         bridgeNames: bridgeNames(network.bridgeNames),
         arpResponder: boolean("sidecar.network.arpResponder", network.arpResponder, true),

@@ -31,6 +31,8 @@ Deno.test("defaults with only the required flags", () => {
       resources: DEFAULT_RESOURCES,
       logLevel: "info",
       rateLimit: { requestsPerSecond: 10, burst: 20 },
+      hopLimit: 1,
+      sessionsRequired: false,
       network: { bridgeNames: [], arpResponder: true, bridgeIntercept: true, passt: true },
     },
     token: { expirationSeconds: 3600, audiences: [] },
@@ -67,6 +69,8 @@ sidecar:
     limits: { cpu: 1, memory: 256Mi }
   logLevel: debug
   rateLimit: { requestsPerSecond: 0.5, burst: 3 }
+  hopLimit: 0
+  sessionsRequired: true
   network:
     bridgeNames: [k6t-eth0]
     arpResponder: false
@@ -91,6 +95,8 @@ maxRequestBytes: 1048576
     },
     logLevel: "debug",
     rateLimit: { requestsPerSecond: 0.5, burst: 3 },
+    hopLimit: 0,
+    sessionsRequired: true,
     network: {
       bridgeNames: ["k6t-eth0"],
       arpResponder: false,
@@ -132,6 +138,9 @@ Deno.test("bad settings stop start-up with a message naming the setting", () => 
       /^sidecar\.rateLimit\.brust: unknown setting; known settings here: sidecar\.rateLimit\.requestsPerSecond, sidecar\.rateLimit\.burst$/,
     ],
     ["sidecars: {}", /^sidecars: unknown setting/],
+    ["sidecar: { hopLimit: 256 }", /^sidecar\.hopLimit: must be at most 255, got 256$/],
+    ["sidecar: { hopLimit: 1.5 }", /^sidecar\.hopLimit: expected a whole number/],
+    ['sidecar: { sessionsRequired: "yes" }', /^sidecar\.sessionsRequired: /],
     [
       "sidecar: { imagePullPolicy: Sometimes }",
       /^sidecar\.imagePullPolicy: expected one of Always, IfNotPresent, Never, got "Sometimes"$/,

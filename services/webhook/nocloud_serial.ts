@@ -12,7 +12,7 @@
  * apart from KubeVirt's and is replaced too (see README, cloud-init serial).
  */
 
-import { METADATA_ADDRESS, NOCLOUD_SERIAL } from "../shared/contract.ts";
+import { METADATA_ADDRESS, NOCLOUD_SERIAL, NOCLOUD_SERIAL_V6 } from "../shared/contract.ts";
 import { addNested, isObject, type JsonObject, type JsonValue, pointer } from "./json_patch.ts";
 import { type Mutation, unchanged } from "./mutation.ts";
 import { quote } from "./opt_in.ts";
@@ -35,17 +35,24 @@ function child(value: JsonValue | undefined, path: readonly string[]): JsonValue
   return current;
 }
 
+/** The serials this webhook writes: IPv4 and IPv6 seed URLs (ANNOTATIONS.seedAddress picks). */
+const OUR_SERIALS: readonly string[] = [NOCLOUD_SERIAL, NOCLOUD_SERIAL_V6];
+
 /**
- * Sets the NoCloud serial in the domain at `domainAt` (a VM's
- * `spec.template.spec.domain` or a VMI's `spec.domain`) when it is unset or
- * KubeVirt's default; keeps any other serial with a warning.
+ * Sets the NoCloud serial `wanted` (NOCLOUD_SERIAL or NOCLOUD_SERIAL_V6) in the domain at
+ * `domainAt` (a VM's `spec.template.spec.domain` or a VMI's `spec.domain`) when it is unset,
+ * KubeVirt's default or the other one of ours; keeps any other serial with a warning.
  */
-export function nocloudSerial(vm: JsonObject, domainAt: readonly string[]): Mutation {
+export function nocloudSerial(
+  vm: JsonObject,
+  domainAt: readonly string[],
+  wanted: string = NOCLOUD_SERIAL,
+): Mutation {
   const serialAt = [...domainAt, "firmware", "serial"];
   const field = serialAt.join(".");
   const serial = child(vm, serialAt);
   if (serial === undefined || serial === null || serial === "") {
-    const operation = addNested(vm, serialAt, NOCLOUD_SERIAL);
+    const operation = addNested(vm, serialAt, wanted);
     if (!operation) {
       return unchanged("serial path blocked", [
         `${field} could not be set: a field on the way is not an object`,
@@ -53,12 +60,14 @@ export function nocloudSerial(vm: JsonObject, domainAt: readonly string[]): Muta
     }
     return { operations: [operation], warnings: [], reason: "serial set" };
   }
-  if (serial === NOCLOUD_SERIAL) return unchanged("serial already set");
-  if (isKubevirtDefaultSerial(serial)) {
+  if (serial === wanted) return unchanged("serial already set");
+  if (isKubevirtDefaultSerial(serial) || OUR_SERIALS.includes(serial as string)) {
     return {
-      operations: [{ op: "replace", path: pointer(serialAt), value: NOCLOUD_SERIAL }],
+      operations: [{ op: "replace", path: pointer(serialAt), value: wanted }],
       warnings: [],
-      reason: "KubeVirt's default serial replaced",
+      reason: OUR_SERIALS.includes(serial as string)
+        ? "seed address changed"
+        : "KubeVirt's default serial replaced",
     };
   }
   if (serial === SERIAL_WITHOUT_DSMODE) {
@@ -69,6 +78,6 @@ export function nocloudSerial(vm: JsonObject, domainAt: readonly string[]): Muta
   return unchanged("user's serial kept", [
     `${field} is kept as ${
       quote(serial)
-    }; cloud-init uses the metadata service only with "${NOCLOUD_SERIAL}"`,
+    }; cloud-init uses the metadata service only with "${wanted}"`,
   ]);
 }

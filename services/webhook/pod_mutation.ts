@@ -11,6 +11,7 @@ import { type Mutation, unchanged } from "./mutation.ts";
 import { quote, readCloudInitSources, readOptIn } from "./opt_in.ts";
 import { POD_INFO_VOLUME, podInfo } from "./pod_info.ts";
 import { readGuestAccess } from "./guest_access.ts";
+import { readGuestProtection } from "./guest_protection.ts";
 import { guestAccessAdditions } from "./guest_access_volumes.ts";
 import { buildSidecar, freeName, type PodFacts, VOLUME_BASE_NAMES } from "./sidecar_spec.ts";
 
@@ -84,6 +85,12 @@ export function mutatePod(pod: JsonObject, settings: InjectionSettings): Mutatio
   const sources = readCloudInitSources(annotations);
   facts.sources = sources.value;
   warnings.push(...sources.warnings);
+  const protection = readGuestProtection(annotations, {
+    hopLimit: settings.sidecar.hopLimit,
+    sessionsRequired: settings.sidecar.sessionsRequired,
+  });
+  facts.protection = protection.value;
+  warnings.push(...protection.warnings);
 
   const taken = new Set(names(spec.volumes));
   const token = freeName(VOLUME_BASE_NAMES.token, taken);

@@ -17,6 +17,7 @@ import { SIDECAR_CONTAINER_NAME, SIDECAR_ENV, SIDECAR_PATHS } from "../shared/co
 import type { InjectionSettings, ResourceRequirements } from "./config.ts";
 import type { JsonObject } from "./json_patch.ts";
 import type { CloudInitSource, CloudInitSources } from "./opt_in.ts";
+import type { GuestProtection } from "./guest_protection.ts";
 
 /** Base names of the volumes; a numeric suffix is added when a name is taken. */
 export const VOLUME_BASE_NAMES = { token: "imds-token", cloudInit: "imds-cloud-init" } as const;
@@ -30,6 +31,8 @@ export interface PodFacts {
   /** The VMI uid, from the kubevirt.io/created-by label. */
   vmiUid?: string;
   sources: CloudInitSources;
+  /** The VM's hop limit and session rule (its annotations); the settings' when absent. */
+  protection?: GuestProtection;
 }
 
 export interface VolumeNames {
@@ -109,6 +112,11 @@ export function buildSidecar(
     valueEnv(SIDECAR_ENV.rateLimit, String(sidecar.rateLimit.requestsPerSecond)),
     valueEnv(SIDECAR_ENV.rateLimitBurst, String(sidecar.rateLimit.burst)),
     valueEnv(SIDECAR_ENV.logLevel, sidecar.logLevel),
+    valueEnv(SIDECAR_ENV.hopLimit, String(facts.protection?.hopLimit ?? sidecar.hopLimit)),
+    valueEnv(
+      SIDECAR_ENV.sessionsRequired,
+      String(facts.protection?.sessionsRequired ?? sidecar.sessionsRequired),
+    ),
   );
   if (sidecar.network.bridgeNames.length > 0) {
     env.push(valueEnv(SIDECAR_ENV.bridgeName, sidecar.network.bridgeNames.join(",")));

@@ -13,9 +13,13 @@ import { accessCredentialSecrets } from "./guest_access.ts";
 import { isObject, type JsonObject, type JsonValue, pointer } from "./json_patch.ts";
 import { type Mutation, unchanged } from "./mutation.ts";
 import { nocloudSerial } from "./nocloud_serial.ts";
+import { readGuestProtection, readSeedSerial } from "./guest_protection.ts";
 import { openstackAssetTag, readDatasource } from "./openstack_asset_tag.ts";
 import { readCloudInitSources, readOptIn } from "./opt_in.ts";
 import { podInfoWarnings } from "./pod_info.ts";
+
+/** Only the warnings of readGuestProtection are used here; its values come from the pod webhook. */
+const NO_DEFAULTS = { hopLimit: 0, sessionsRequired: false };
 
 export type VmKind = "VirtualMachine" | "VirtualMachineInstance";
 
@@ -53,10 +57,14 @@ export function mutateVm(
     );
   }
   const datasource = readDatasource(annotations as JsonObject);
+  const seedSerial = readSeedSerial(annotations as JsonObject);
   const warnings = [
     ...readCloudInitSources(annotations as JsonObject).warnings,
     ...datasource.warnings,
     ...podInfoWarnings(annotations as JsonObject),
+    ...seedSerial.warnings,
+    // Checked here for the user's kubectl; the pod webhook applies them.
+    ...readGuestProtection(annotations as JsonObject, NO_DEFAULTS).warnings,
   ];
   const specAt = isVm ? ["spec", "template", "spec"] : ["spec"];
   const credentials = accessCredentialsAnnotation(
@@ -73,7 +81,7 @@ export function mutateVm(
   // the chassis asset tag for OpenStack.
   const openstack = datasource.value === DATASOURCES.openstack;
   const parts = [
-    openstack ? openstackAssetTag(vm, domainAt) : nocloudSerial(vm, domainAt),
+    openstack ? openstackAssetTag(vm, domainAt) : nocloudSerial(vm, domainAt, seedSerial.value),
     ...(credentials.operations.length > 0 ? [credentials] : []),
   ];
   if (openstack && child(vm, ...domainAt, "firmware", "serial") === NOCLOUD_SERIAL) {
