@@ -112,6 +112,7 @@ cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "k
   "nativeSidecar" $v.sidecar.nativeSidecar
   "resources" $v.sidecar.resources
   "logLevel" $v.sidecar.logLevel
+  "allowedAnnotations" $v.sidecar.allowedAnnotations
   "rateLimit" (dict "requestsPerSecond" $v.sidecar.rateLimit.requestsPerSecond "burst" $v.sidecar.rateLimit.burst)
   "hopLimit" $v.sidecar.hopLimit
   "sessionsRequired" $v.sidecar.sessionsRequired
@@ -119,7 +120,8 @@ cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "k
     "bridgeNames" $v.sidecar.network.bridgeNames
     "arpResponder" $v.sidecar.network.arpResponder
     "bridgeIntercept" $v.sidecar.network.bridgeIntercept
-    "passt" $v.sidecar.network.passt) }}
+    "passt" $v.sidecar.network.passt
+    "guestRouteIdleSeconds" $v.sidecar.network.guestRouteIdleSeconds) }}
 {{- $config := dict
   "sidecar" $sidecar
   "token" (dict "expirationSeconds" $v.token.expirationSeconds "audiences" $v.token.audiences)

@@ -102,6 +102,24 @@ const BAD: BadValues[] = [
     problem: /Does not match pattern|does not match pattern/,
   },
   {
+    what: "an allowed annotation of `*` alone, which would show a guest every annotation",
+    values: { sidecar: { allowedAnnotations: ["example.com/owner", "*"] } },
+    path: ["sidecar", "allowedAnnotations", "1"],
+    problem: /Does not match pattern|does not match pattern/,
+  },
+  {
+    what: "allowed annotations joined into one string",
+    values: { sidecar: { allowedAnnotations: "example.com/a,example.com/b" } },
+    path: ["sidecar", "allowedAnnotations"],
+    problem: /Expected: array, given: string|got string, want array/,
+  },
+  {
+    what: "a guest route idle time of zero",
+    values: { sidecar: { network: { guestRouteIdleSeconds: 0 } } },
+    path: ["sidecar", "network", "guestRouteIdleSeconds"],
+    problem: /greater than or equal to 1|got 0, want 1/,
+  },
+  {
     what: "an audience list that is not a list",
     values: { token: { audiences: "vault" } },
     path: ["token", "audiences"],

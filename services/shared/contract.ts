@@ -37,6 +37,13 @@ export const SESSION_TTL_SECONDS = { min: 1, max: 21_600 } as const;
 /** The IPv4 TTL / IPv6 hop limit of the service's replies unless configured (0 leaves the kernel's). */
 export const DEFAULT_HOP_LIMIT = 1;
 
+/**
+ * Seconds without traffic before the route back to a link-local guest address is removed
+ * (SIDECAR_ENV.guestRouteIdleSeconds): by default five minutes, the bridge's own ageing time
+ * for the forwarding entry of the guest's MAC.
+ */
+export const GUEST_ROUTE_IDLE_SECONDS = { default: 300, min: 1, max: 86_400 } as const;
+
 /** The header a workload must send on identity and token requests. */
 export const METADATA_HEADER = "Metadata";
 

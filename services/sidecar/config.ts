@@ -6,13 +6,13 @@
 import {
   DEFAULT_HOP_LIMIT,
   DEFAULT_LISTEN_ADDR,
+  GUEST_ROUTE_IDLE_SECONDS,
   NETWORK_CONFIG_FROM_POD_NETWORKS,
   POD_INFO_FILES,
   SIDECAR_ENV,
   SIDECAR_PATHS,
 } from "../shared/contract.ts";
 import type { LogLevel } from "../shared/log.ts";
-import { GUEST_IDLE_SECONDS_DEFAULT } from "./datapath/learned_guests.ts";
 import {
   configError,
   type Env,
@@ -350,8 +350,9 @@ function parseNetwork(env: Env): NetworkConfig {
 
 function parseIdleSeconds(env: Env): number {
   const value = optional(env, SIDECAR_ENV.guestRouteIdleSeconds);
-  if (value === undefined) return GUEST_IDLE_SECONDS_DEFAULT;
-  return parseNumber(SIDECAR_ENV.guestRouteIdleSeconds, value, { min: 1, max: 86_400 });
+  if (value === undefined) return GUEST_ROUTE_IDLE_SECONDS.default;
+  const { min, max } = GUEST_ROUTE_IDLE_SECONDS;
+  return parseNumber(SIDECAR_ENV.guestRouteIdleSeconds, value, { min, max });
 }
 
 function parseHopLimit(env: Env): number {

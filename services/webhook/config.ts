@@ -6,7 +6,7 @@
  */
 
 import { parse as parseYaml } from "yaml";
-import { DEFAULT_HOP_LIMIT, WEBHOOK_ENV } from "../shared/contract.ts";
+import { DEFAULT_HOP_LIMIT, GUEST_ROUTE_IDLE_SECONDS, WEBHOOK_ENV } from "../shared/contract.ts";
 import type { LogLevel } from "../shared/log.ts";
 import {
   checkNumber,
@@ -35,6 +35,8 @@ export interface SidecarSettings {
   nativeSidecar: boolean;
   resources: ResourceRequirements;
   logLevel: LogLevel;
+  /** Annotation keys, or prefixes ending in `*`, a guest may read in `/v1/instance`. */
+  allowedAnnotations: string[];
   rateLimit: { requestsPerSecond: number; burst: number };
   /** IPv4 TTL / IPv6 hop limit of the service's replies (0: the kernel's); VMs may override. */
   hopLimit: number;
@@ -45,6 +47,8 @@ export interface SidecarSettings {
     arpResponder: boolean;
     bridgeIntercept: boolean;
     passt: boolean;
+    /** Seconds before an idle route back to a link-local guest is removed. */
+    guestRouteIdleSeconds: number;
   };
 }
 
@@ -133,6 +137,7 @@ function buildConfig(flags: Flags, file: unknown): WebhookConfig {
     "nativeSidecar",
     "resources",
     "logLevel",
+    "allowedAnnotations",
     "rateLimit",
     "hopLimit",
     "sessionsRequired",
@@ -147,6 +152,7 @@ function buildConfig(flags: Flags, file: unknown): WebhookConfig {
     "arpResponder",
     "bridgeIntercept",
     "passt",
+    "guestRouteIdleSeconds",
   ]);
   const token = object("token", root.token ?? {}, ["expirationSeconds", "audiences"]);
 
@@ -183,6 +189,7 @@ function buildConfig(flags: Flags, file: unknown): WebhookConfig {
         "sidecar.logLevel",
         string("sidecar.logLevel", sidecar.logLevel, "info"),
       ),
+      allowedAnnotations: allowedAnnotations(sidecar.allowedAnnotations),
       rateLimit: {
         requestsPerSecond: number(
           "sidecar.rateLimit.requestsPerSecond",
@@ -210,6 +217,12 @@ function buildConfig(flags: Flags, file: unknown): WebhookConfig {
         arpResponder: boolean("sidecar.network.arpResponder", network.arpResponder, true),
         bridgeIntercept: boolean("sidecar.network.bridgeIntercept", network.bridgeIntercept, true),
         passt: boolean("sidecar.network.passt", network.passt, true),
+        guestRouteIdleSeconds: number(
+          "sidecar.network.guestRouteIdleSeconds",
+          network.guestRouteIdleSeconds,
+          GUEST_ROUTE_IDLE_SECONDS.default,
+          { min: GUEST_ROUTE_IDLE_SECONDS.min, max: GUEST_ROUTE_IDLE_SECONDS.max },
+        ),
       },
     },
     token: {
@@ -385,6 +398,34 @@ function vendorData(value: unknown): string {
 // deno-lint-ignore no-control-regex
 const BAD_AUDIENCE_CHARACTER = /[\x00-\x20\x7f]/;
 const BRIDGE_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+/**
+ * An annotation key (an optional DNS-subdomain prefix and `/`, then a name of 1-63 characters),
+ * or the start of one followed by `*`; never a lone `*`, which would hand a guest every
+ * annotation of its pod.
+ */
+export const ANNOTATION_PATTERN =
+  /^(([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?|[A-Za-z0-9][-A-Za-z0-9_.]{0,252}(\/[-A-Za-z0-9_.]{0,62})?\*)$/;
+export const MAX_ALLOWED_ANNOTATIONS = 64;
+
+function allowedAnnotations(value: unknown): string[] {
+  const setting = "sidecar.allowedAnnotations";
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw configError(setting, `expected a list, got ${describe(value)}`);
+  if (value.length > MAX_ALLOWED_ANNOTATIONS) {
+    throw configError(setting, `at most ${MAX_ALLOWED_ANNOTATIONS} entries, got ${value.length}`);
+  }
+  return value.map((pattern, index) => {
+    if (typeof pattern !== "string" || !ANNOTATION_PATTERN.test(pattern)) {
+      throw configError(
+        `${setting}[${index}]`,
+        `expected an annotation key (example.com/owner) or a prefix ending in * (example.com/*), got ${
+          describe(pattern)
+        }`,
+      );
+    }
+    return pattern;
+  });
+}
 
 function bridgeNames(value: unknown): string[] {
   const setting = "sidecar.network.bridgeNames";

@@ -30,10 +30,17 @@ Deno.test("defaults with only the required flags", () => {
       nativeSidecar: true,
       resources: DEFAULT_RESOURCES,
       logLevel: "info",
+      allowedAnnotations: [],
       rateLimit: { requestsPerSecond: 10, burst: 20 },
       hopLimit: 1,
       sessionsRequired: false,
-      network: { bridgeNames: [], arpResponder: true, bridgeIntercept: true, passt: true },
+      network: {
+        bridgeNames: [],
+        arpResponder: true,
+        bridgeIntercept: true,
+        passt: true,
+        guestRouteIdleSeconds: 300,
+      },
     },
     token: { expirationSeconds: 3600, audiences: [] },
     vendorData: "",
@@ -68,6 +75,7 @@ sidecar:
     requests: { cpu: 20m, memory: 64Mi }
     limits: { cpu: 1, memory: 256Mi }
   logLevel: debug
+  allowedAnnotations: [example.com/owner, "team.example.com/*", "app-*", "example.com/cost-*"]
   rateLimit: { requestsPerSecond: 0.5, burst: 3 }
   hopLimit: 0
   sessionsRequired: true
@@ -76,6 +84,7 @@ sidecar:
     arpResponder: false
     bridgeIntercept: false
     passt: false
+    guestRouteIdleSeconds: 2.5
 token:
   expirationSeconds: 600
   audiences: [vault, "https://sts.example.com"]
@@ -94,6 +103,7 @@ maxRequestBytes: 1048576
       limits: { cpu: "1", memory: "256Mi" },
     },
     logLevel: "debug",
+    allowedAnnotations: ["example.com/owner", "team.example.com/*", "app-*", "example.com/cost-*"],
     rateLimit: { requestsPerSecond: 0.5, burst: 3 },
     hopLimit: 0,
     sessionsRequired: true,
@@ -102,6 +112,7 @@ maxRequestBytes: 1048576
       arpResponder: false,
       bridgeIntercept: false,
       passt: false,
+      guestRouteIdleSeconds: 2.5,
     },
   });
   assertEquals(config.token, {
@@ -142,6 +153,26 @@ Deno.test("bad settings stop start-up with a message naming the setting", () => 
     ["sidecar: { hopLimit: 1.5 }", /^sidecar\.hopLimit: expected a whole number/],
     ['sidecar: { sessionsRequired: "yes" }', /^sidecar\.sessionsRequired: /],
     [
+      'sidecar: { allowedAnnotations: ["*"] }',
+      /^sidecar\.allowedAnnotations\[0\]: expected an annotation key \(example\.com\/owner\) or a prefix ending in \* \(example\.com\/\*\), got the string "\*"$/,
+    ],
+    [
+      'sidecar: { allowedAnnotations: [example.com/a, "a,b"] }',
+      /^sidecar\.allowedAnnotations\[1\]: expected an annotation key/,
+    ],
+    [
+      'sidecar: { allowedAnnotations: ["example.com/*/x", "has space"] }',
+      /^sidecar\.allowedAnnotations\[0\]: expected an annotation key/,
+    ],
+    [
+      "sidecar: { allowedAnnotations: example.com/* }",
+      /^sidecar\.allowedAnnotations: expected a list/,
+    ],
+    [
+      `sidecar: { allowedAnnotations: [${"a,".repeat(65)}] }`,
+      /^sidecar\.allowedAnnotations: at most 64 entries, got 65$/,
+    ],
+    [
       "sidecar: { imagePullPolicy: Sometimes }",
       /^sidecar\.imagePullPolicy: expected one of Always, IfNotPresent, Never, got "Sometimes"$/,
     ],
@@ -162,6 +193,14 @@ Deno.test("bad settings stop start-up with a message naming the setting", () => 
     [
       "sidecar: { network: { bridgeNames: k6t-eth0 } }",
       /^sidecar\.network\.bridgeNames: expected a list/,
+    ],
+    [
+      "sidecar: { network: { guestRouteIdleSeconds: 0 } }",
+      /^sidecar\.network\.guestRouteIdleSeconds: must be at least 1, got 0$/,
+    ],
+    [
+      "sidecar: { network: { guestRouteIdleSeconds: 86401 } }",
+      /^sidecar\.network\.guestRouteIdleSeconds: must be at most 86400, got 86401$/,
     ],
     [
       "token: { expirationSeconds: 60 }",

@@ -62,6 +62,7 @@ const DEFAULT_TUNING_ENV = [
   { name: "IMDS_ARP_RESPONDER", value: "true" },
   { name: "IMDS_BRIDGE_INTERCEPT", value: "true" },
   { name: "IMDS_PASST", value: "true" },
+  { name: "IMDS_GUEST_ROUTE_IDLE_SECONDS", value: "300" },
 ];
 
 /** Every sidecar gets an emptyDir for the password a guest posts (see guest_access_volumes.ts). */
@@ -183,6 +184,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
         nativeSidecar: false,
         resources: { requests: { cpu: "5m", memory: "32Mi" }, limits: { cpu: 1, memory: "64Mi" } },
         logLevel: "debug",
+        allowedAnnotations: ["example.com/owner", "team.example.com/*"],
         rateLimit: { requestsPerSecond: 2.5, burst: 5 },
         hopLimit: 3,
         sessionsRequired: true,
@@ -191,6 +193,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
           arpResponder: false,
           bridgeIntercept: true,
           passt: false,
+          guestRouteIdleSeconds: 60,
         },
       },
       token: { expirationSeconds: 7200, audiences: ["vault", "https://sts.example.com"] },
@@ -220,6 +223,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
             }),
           },
           { name: "IMDS_VENDOR_DATA", value: "#cloud-config\npackages: [htop]\n" },
+          { name: "IMDS_ALLOWED_ANNOTATIONS", value: "example.com/owner,team.example.com/*" },
           { name: "IMDS_RATE_LIMIT", value: "2.5" },
           { name: "IMDS_RATE_LIMIT_BURST", value: "5" },
           { name: "IMDS_LOG_LEVEL", value: "debug" },
@@ -229,6 +233,7 @@ Deno.test("bridge pod without init containers, plain-container mode and custom s
           { name: "IMDS_ARP_RESPONDER", value: "false" },
           { name: "IMDS_BRIDGE_INTERCEPT", value: "true" },
           { name: "IMDS_PASST", value: "false" },
+          { name: "IMDS_GUEST_ROUTE_IDLE_SECONDS", value: "60" },
           STATE_ENV,
           ...POD_INFO_ENV,
         ],

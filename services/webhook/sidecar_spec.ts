@@ -108,6 +108,9 @@ export function buildSidecar(
     );
   }
   if (settings.vendorData !== "") env.push(valueEnv(SIDECAR_ENV.vendorData, settings.vendorData));
+  if (sidecar.allowedAnnotations.length > 0) {
+    env.push(valueEnv(SIDECAR_ENV.allowedAnnotations, sidecar.allowedAnnotations.join(",")));
+  }
   env.push(
     valueEnv(SIDECAR_ENV.rateLimit, String(sidecar.rateLimit.requestsPerSecond)),
     valueEnv(SIDECAR_ENV.rateLimitBurst, String(sidecar.rateLimit.burst)),
@@ -125,6 +128,7 @@ export function buildSidecar(
     valueEnv(SIDECAR_ENV.arpResponder, String(sidecar.network.arpResponder)),
     valueEnv(SIDECAR_ENV.bridgeIntercept, String(sidecar.network.bridgeIntercept)),
     valueEnv(SIDECAR_ENV.passt, String(sidecar.network.passt)),
+    valueEnv(SIDECAR_ENV.guestRouteIdleSeconds, String(sidecar.network.guestRouteIdleSeconds)),
   );
 
   const volumeMounts: JsonObject[] = [

@@ -295,3 +295,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "kubelet: a guest reads the annotations the operator allows in /v1/instance, and no others",
+  ignore,
+  async fn() {
+    const config = webhookConfig({
+      sidecar: { allowedAnnotations: ["example.com/owner", "team.example.com/*"] },
+    });
+    const pod = await launcherPod({
+      "example.com/owner": "ops $(IMDS_POD_NAME) $$ 漢字",
+      "team.example.com/cost-centre": "42",
+      "team.example.com/on-call": "alice",
+      "example.com/owner-secret": "not for guests",
+      "example.com/other": "not for guests either",
+    });
+    const sidecar = await startSidecar(config, pod);
+    try {
+      const env = Object.fromEntries(
+        sidecar.materialised.env.map(([name, value]) => [name, text(value)]),
+      );
+      assertEquals(env.IMDS_ALLOWED_ANNOTATIONS, "example.com/owner,team.example.com/*");
+      const response = await sidecar.get("/v1/instance", { Metadata: "true" });
+      assertEquals(response.status, 200);
+      assertEquals(JSON.parse(text(response.body)).annotations, {
+        "example.com/owner": "ops $(IMDS_POD_NAME) $$ 漢字",
+        "team.example.com/cost-centre": "42",
+        "team.example.com/on-call": "alice",
+      });
+    } finally {
+      await sidecar.stop();
+    }
+  },
+});

@@ -7,6 +7,8 @@
  * neighbour entries this table decides about (guest_routes.ts).
  */
 
+import { GUEST_ROUTE_IDLE_SECONDS } from "../../shared/contract.ts";
+
 /** One learned guest address and what is known about its use. */
 export interface LearnedGuest {
   ip: string;
@@ -40,11 +42,10 @@ export interface LearnedGuestLimits {
 export const GUEST_CAPACITY_PER_BRIDGE = 4;
 
 /**
- * How long a guest address stays routed back without traffic from it, unless configured:
- * five minutes, the bridge's own ageing time for the forwarding entry of the guest's MAC.
- * A guest quiet for longer is learned again from its next request.
+ * How long a guest address stays routed back without traffic from it, unless configured
+ * (GUEST_ROUTE_IDLE_SECONDS). A guest quiet for longer is learned again from its next request.
  */
-export const GUEST_IDLE_SECONDS_DEFAULT = 300;
+export const GUEST_IDLE_SECONDS_DEFAULT: number = GUEST_ROUTE_IDLE_SECONDS.default;
 
 export interface LearnedGuests {
   readonly size: number;
