@@ -3,10 +3,10 @@
  * handler in order (pipelined requests included), write its response, and
  * keep the connection for the next request unless the exchange ends it.
  *
- * The request's URL is made from the request target, never from the Host
- * header. A body is read only as the handler pulls it (body_stream.ts); one
- * left unread, a malformed head, HTTP/1.0 or `Connection: close` on either
- * side ends the connection after the response. Such a connection is closed
+ * The request's path is the request target's, never the Host header's. A
+ * body is read only as the handler pulls it (body_stream.ts); one left
+ * unread, a malformed head, HTTP/1.0 or `Connection: close` on either side
+ * ends the connection after the response. Such a connection is closed
  * unread: the response goes out, the write side is shut, and what the client
  * still sends is discarded for at most LINGER_BYTES (so its kernel keeps the
  * response rather than a reset) before the socket is closed.
@@ -14,7 +14,7 @@
 
 import { errorResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
-import { type RequestBody, requestBody } from "./body_stream.ts";
+import { requestBody } from "./body_stream.ts";
 import type { ConnectionSlot } from "./connection_limits.ts";
 import { type ConnectionReader, connectionReader } from "./connection_reader.ts";
 import {
@@ -34,21 +34,30 @@ export interface ConnectionInfo {
   remoteAddr: Deno.NetAddr;
 }
 
-/** The connection, and the request's header fields as parsed (cheaper to read than Headers). */
-export interface RequestInfo extends ConnectionInfo {
-  /** By lower-case name, as sent; repeated fields joined with ", ". */
+/**
+ * A request as parsed from its head: plain values, no Request or Headers
+ * object (building those costs more than the rest of an answer).
+ */
+export interface HttpRequest {
+  /** Upper-case letters only. */
+  method: string;
+  /** The path of the request target ("/v1/token"), never taken from Host. */
+  path: string;
+  /** The query string, without the "?"; empty when there is none. */
+  query: string;
+  /** Header fields by lower-case name, as sent; repeated fields joined with ", ". */
   fields: ReadonlyMap<string, string>;
+  /** The body, read from the connection only as it is pulled; null for GET, HEAD and no body. */
+  body: ReadableStream<Uint8Array> | null;
 }
 
 export type RequestHandler = (
-  request: Request,
-  info: RequestInfo,
+  request: HttpRequest,
+  info: ConnectionInfo,
 ) => Response | Promise<Response>;
 
 export interface ConnectionContext {
   handler: RequestHandler;
-  /** Scheme and authority of request URLs ("http://169.254.169.254"); the path is the target's. */
-  origin: string;
   /** The answer when the handler throws. */
   onError(error: unknown): Response;
   /** Requests the handler never sees (malformed heads) are logged here. */
@@ -96,10 +105,16 @@ export async function serveConnection(
       });
       let response: Response;
       try {
-        response = await context.handler(toRequest(head, body, context.origin), {
-          remoteAddr: info.remoteAddr,
+        response = await context.handler({
+          method: head.method,
+          path: head.path,
+          query: head.query,
           fields: head.headers,
-        });
+          // A GET or HEAD body cannot be handed over; the handler sees its framing headers and refuses it.
+          body: body !== undefined && head.method !== "GET" && head.method !== "HEAD"
+            ? body.stream
+            : null,
+        }, info);
       } catch (error) {
         response = context.onError(error);
       }
@@ -142,16 +157,6 @@ async function readHead(
     // One byte beyond the limit, so an oversized head is recognised as such.
     if (!(await reader.fill(MAX_HEAD_BYTES + 1))) return undefined;
   }
-}
-
-function toRequest(head: RequestHead, body: RequestBody | undefined, origin: string): Request {
-  const hasBody = body !== undefined && head.method !== "GET" && head.method !== "HEAD";
-  return new Request(origin + head.target, {
-    method: head.method,
-    headers: [...head.headers],
-    // A GET or HEAD body cannot be handed over; the handler sees its framing headers and refuses it.
-    body: hasBody ? body.stream : null,
-  });
 }
 
 function endsConnection(head: RequestHead, response: Response): boolean {

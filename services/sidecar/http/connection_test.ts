@@ -180,13 +180,16 @@ Deno.test("malformed requests get a JSON error and the server keeps serving", as
 
 Deno.test("a handler that reads the body gets it, Content-Length or chunked, and the connection stays", async () => {
   const log = createLogger({ component: "test", sink: () => {} });
-  const server = serveHttp1({
-    hostname: "127.0.0.1",
-    port: 0,
-    limits: DEFAULT_CONNECTION_LIMITS,
-    log,
-    onError: () => new Response("failed", { status: 500 }),
-  }, async (request) => new Response(`${request.method} ${await request.text()}`));
+  const server = serveHttp1(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      limits: DEFAULT_CONNECTION_LIMITS,
+      log,
+      onError: () => new Response("failed", { status: 500 }),
+    },
+    async (request) => new Response(`${request.method} ${await new Response(request.body).text()}`),
+  );
   try {
     const text = await exchange(
       server.addr.port,

@@ -12,8 +12,8 @@ import { errorResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import {
   type ConnectionInfo,
+  type HttpRequest,
   type RequestHandler,
-  type RequestInfo,
   serveConnection,
 } from "./connection.ts";
 import {
@@ -25,7 +25,7 @@ import {
 } from "./connection_limits.ts";
 import { responseBytes } from "./response_bytes.ts";
 
-export type { ConnectionInfo, RequestHandler, RequestInfo };
+export type { ConnectionInfo, HttpRequest, RequestHandler };
 
 export interface Http1ServerOptions {
   hostname: string;
@@ -64,14 +64,10 @@ export function serveHttp1(options: Http1ServerOptions, handler: RequestHandler)
     });
   }
   const table = createConnectionTable(limits, maxConnections, log);
-  const origin = `http://${addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname}${
-    addr.port === 80 ? "" : `:${addr.port}`
-  }`;
   let stopping = false;
   const connections = new Set<Promise<void>>();
   const context = {
     handler,
-    origin,
     onError: options.onError,
     log,
     stopping: () => stopping,

@@ -9,7 +9,9 @@ import { errorResponse } from "../../shared/http_errors.ts";
 import type { PostRoute } from "./routes.ts";
 
 export async function receivePost(
-  request: Request,
+  stream: ReadableStream<Uint8Array> | null,
+  /** The request's Content-Length field, if it has one. */
+  declared: string | undefined,
   path: string,
   route: PostRoute,
 ): Promise<Response> {
@@ -20,12 +22,11 @@ export async function receivePost(
       `a POST to ${path} carries at most ${route.maxBytes} bytes`,
       { headers: { connection: "close" } },
     );
-  const declared = request.headers.get("content-length");
-  if (declared !== null && !(Number(declared) <= route.maxBytes)) return tooLarge();
+  if (declared !== undefined && !(Number(declared) <= route.maxBytes)) return tooLarge();
   const body = new Uint8Array(route.maxBytes);
   let length = 0;
-  if (request.body !== null) {
-    const reader = request.body.getReader();
+  if (stream !== null) {
+    const reader = stream.getReader();
     try {
       for (;;) {
         const { done, value } = await reader.read();

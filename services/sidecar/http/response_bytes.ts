@@ -48,7 +48,8 @@ export async function responseBytes(
   response: Response,
   framing: ResponseFraming,
 ): Promise<Uint8Array> {
-  const body = response.body === null ? new Uint8Array() : await response.bytes();
+  // Not `response.body`: that getter builds a ReadableStream, the dearest part of an answer.
+  const body = await response.bytes();
   let head = `HTTP/1.1 ${response.status} ${REASONS[response.status] ?? ""}\r\n`;
   for (const [name, value] of response.headers) {
     if (!FRAMING.has(name)) head += `${name}: ${value}\r\n`;

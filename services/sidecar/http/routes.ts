@@ -35,7 +35,12 @@ export interface Route {
 /** What a route may need of the request beyond its query. */
 export interface RouteRequest {
   path: string;
-  headers: Headers;
+  headers: HeaderLookup;
+}
+
+/** Reads a request header by name (as Headers.get does). */
+export interface HeaderLookup {
+  get(name: string): string | null;
 }
 
 export interface PostRoute {

@@ -11,11 +11,11 @@ import { errorResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { SidecarConfig } from "../config.ts";
 import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "./connection_limits.ts";
-import { type RequestInfo, serveHttp1 } from "./http1_server.ts";
+import { type ConnectionInfo, type HttpRequest, serveHttp1 } from "./http1_server.ts";
 import { createRateLimiter } from "./rate_limit.ts";
 import { MAX_HEAD_BYTES } from "./request_head.ts";
 import { receivePost } from "./request_body.ts";
-import { createRoutes, type Route } from "./routes.ts";
+import { createRoutes, type HeaderLookup, type Route } from "./routes.ts";
 import { createSessionStore, issueSession, sessionRefusal, type SessionStore } from "./sessions.ts";
 
 export interface MetadataServer {
@@ -97,8 +97,8 @@ export function startMetadataServer(
 }
 
 export type MetadataHandler = (
-  request: Request,
-  info: RequestInfo,
+  request: HttpRequest,
+  info: ConnectionInfo,
 ) => Response | Promise<Response>;
 
 export function createHandler(
@@ -118,7 +118,7 @@ export function createHandler(
   return (request, info) => {
     const started = performance.now();
     const client = info.remoteAddr.hostname;
-    const url = requestTarget(request.url);
+    const url: RequestTarget = request;
     const failed = (error: unknown) => {
       log.error("request failed", { path: url.path, error });
       return errorResponse(500, "internal_error", "the metadata service failed to answer");
@@ -135,7 +135,7 @@ export function createHandler(
     };
     let response: Response | Promise<Response>;
     try {
-      response = answer(request, info.fields, url, client, routes, rules, limiter.take(client));
+      response = answer(request, request.fields, url, client, routes, rules, limiter.take(client));
     } catch (error) {
       response = failed(error);
     }
@@ -150,7 +150,7 @@ interface RequestRules {
 }
 
 function answer(
-  request: Request,
+  request: HttpRequest,
   /** The header fields as parsed: cheaper to read than request.headers. */
   fields: ReadonlyMap<string, string>,
   url: RequestTarget,
@@ -167,7 +167,6 @@ function answer(
       { headers: { "retry-after": String(retryAfter) } },
     );
   }
-  const headers = request.headers;
   const proxyHeader = relayedBy(fields);
   if (proxyHeader !== undefined) {
     return errorResponse(
@@ -179,7 +178,9 @@ function answer(
   const route = routes.get(url.path) ??
     routes.get(url.path.slice(0, url.path.lastIndexOf("/") + 1) + "*");
   // The one write: a POST to a route that takes one (the guest's password).
-  if (route?.post && request.method === "POST") return receivePost(request, url.path, route.post);
+  if (route?.post && request.method === "POST") {
+    return receivePost(request.body, fields.get("content-length"), url.path, route.post);
+  }
   if (route !== undefined && request.method === "POST") {
     return errorResponse(405, "method_not_allowed", `POST is not allowed on ${url.path}; use GET`, {
       headers: { allow: ALLOWED_METHODS, connection: "close" },
@@ -225,7 +226,7 @@ function answer(
     rules.sessionsRequired,
   );
   if (refused) return refused;
-  return route.handle(url.query, client, { path: url.path, headers });
+  return route.handle(url.query, client, { path: url.path, headers: fieldLookup(fields) });
 }
 
 /** The first header that says a proxy relayed the request, if any. */
@@ -236,21 +237,16 @@ function relayedBy(fields: ReadonlyMap<string, string>): string | undefined {
   return undefined;
 }
 
-/** Path and query of a request, without the cost of a URL object (request URLs are absolute). */
-export interface RequestTarget {
+/** Path and query of a request target. */
+interface RequestTarget {
   path: string;
   /** Without the "?"; empty when there is none. */
   query: string;
 }
 
-export function requestTarget(url: string): RequestTarget {
-  const scheme = url.indexOf("://");
-  const slash = url.indexOf("/", scheme < 0 ? 0 : scheme + 3);
-  const target = slash < 0 ? "/" : url.slice(slash);
-  const question = target.indexOf("?");
-  return question < 0
-    ? { path: target, query: "" }
-    : { path: target.slice(0, question), query: target.slice(question + 1) };
+/** Header lookup for routes, by any spelling of the name, over the parsed fields. */
+function fieldLookup(fields: ReadonlyMap<string, string>): HeaderLookup {
+  return { get: (name) => fields.get(name.toLowerCase()) ?? null };
 }
 
 function hasBody(fields: ReadonlyMap<string, string>): boolean {

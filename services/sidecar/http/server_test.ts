@@ -8,12 +8,7 @@ import {
 import { createLogger } from "../../shared/log.ts";
 import { envFrom } from "../../shared/settings.ts";
 import { loadSidecarConfig } from "../config.ts";
-import {
-  MAX_HEADER_BYTES,
-  type MetadataServer,
-  requestTarget,
-  startMetadataServer,
-} from "./server.ts";
+import { MAX_HEADER_BYTES, type MetadataServer, startMetadataServer } from "./server.ts";
 
 /** A JWT-shaped token whose payload carries `exp` (the signature is not checked by the service). */
 function jwt(claims: Record<string, unknown>, signature = "sig"): string {
@@ -448,17 +443,4 @@ Deno.test("shutdown stops the server and frees its port", async () => {
   await h.server.finished;
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
   listener.close();
-});
-
-Deno.test("requestTarget splits path and query of Deno.serve's absolute URLs", () => {
-  assertEquals(requestTarget("http://169.254.169.254/v1/token?audience=vault"), {
-    path: "/v1/token",
-    query: "audience=vault",
-  });
-  assertEquals(requestTarget("http://127.0.0.1:8080/v1/meta-data"), {
-    path: "/v1/meta-data",
-    query: "",
-  });
-  assertEquals(requestTarget("http://[::1]:80/?"), { path: "/", query: "" });
-  assertEquals(requestTarget("http://host"), { path: "/", query: "" });
 });
