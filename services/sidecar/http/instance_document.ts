@@ -141,6 +141,19 @@ function identityFields(
   return fields;
 }
 
+/**
+ * The labels and custom metadata cloud-init's meta-data carries (NoCloud `labels:` and `meta:`,
+ * OpenStack `meta`): both empty while the files are unreadable, and custom metadata empty while
+ * it breaks the rules (the sidecar logs why, /v1/instance says it).
+ */
+export function guestMetaData(
+  state: InstanceState | undefined,
+): { labels: Record<string, string>; meta: Record<string, string> } {
+  if (state === undefined || "unavailable" in state) return { labels: {}, meta: {} };
+  const { labels, meta } = state.document;
+  return { labels, meta: "invalid" in state ? {} : meta };
+}
+
 /** Exact keys, and prefixes written with a trailing `*`. */
 export function annotationFilter(patterns: readonly string[]): (key: string) => boolean {
   const exact = new Set(patterns.filter((p) => !p.endsWith("*")));

@@ -11,6 +11,7 @@ import type { Logger } from "../../shared/log.ts";
 import type { SidecarConfig } from "../config.ts";
 import type { ClientMacLookup } from "./client_mac.ts";
 import { type DocumentReader, documentReader } from "./cloud_init_files.ts";
+import { guestMetaData, type InstanceState } from "./instance_document.ts";
 import {
   fileList,
   LATEST,
@@ -34,6 +35,8 @@ export interface OpenStackSources {
   sshKeys: SshKeyReader;
   passwords: PasswordStore;
   clientMac: ClientMacLookup;
+  /** The VM's labels and custom metadata, served in meta_data.json's `meta`. */
+  instance: () => InstanceState;
 }
 
 /** Seconds a client should wait before retrying a document that is not readable yet. */
@@ -91,11 +94,14 @@ function openstackDocuments(config: SidecarConfig, sources: OpenStackSources, lo
       if ("unavailable" in password) {
         log.warn("admin password file unreadable", { reason: password.unavailable });
       }
+      const { labels, meta } = guestMetaData(sources.instance());
       const document = metaDataJson({
         identity: config.identity,
         keys: sources.sshKeys(),
         adminUsername: config.guestAccess.adminUsername,
         adminPassword: "bytes" in password ? secretText(password.bytes) : undefined,
+        labels,
+        meta,
       });
       return jsonResponse(200, document, { "cache-control": "no-store" });
     },

@@ -30,6 +30,7 @@ print(json.dumps({
     "instance_id": md.get("instance-id"),
     "local_hostname": md.get("local-hostname"),
     "public_keys": md.get("public_keys"),
+    "meta": md.get("meta"),
     "userdata": results["userdata"].decode() if isinstance(results["userdata"], bytes) else results["userdata"],
     "vendordata": sources.convert_vendordata(results.get("vendordata")),
     "vendordata2": sources.convert_vendordata(results.get("vendordata2")),
@@ -185,6 +186,7 @@ netnsTest(
         );
         assertEquals(read.local_hostname, "debian-1");
         assertEquals(read.public_keys, { "team-keys/alice": KEY });
+        assertEquals(read.meta, {});
         assertEquals(read.userdata, "#cloud-config\nruncmd: [touch /tmp/from-user-data]\n");
         assertEquals(read.vendordata, "#cloud-config\npackages: [htop]\n");
         assertEquals(read.vendordata2, null);
@@ -259,6 +261,62 @@ netnsTest(
             },
             { type: "nameserver", address: "10.0.2.3" },
           ],
+        });
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+netnsTest(
+  "cloud-init's OpenStack reader gets the VM's labels and custom metadata in meta, custom metadata winning",
+  async () => {
+    if (!cloudInitInstalled()) {
+      if (Deno.env.get("CI") === "true") throw new Error("Debian's cloud-init is not installed");
+      return;
+    }
+    const dir = await Deno.makeTempDir({ prefix: "imds-cloud-init-" });
+    // The kubelet's downward API whole-map files.
+    await Deno.writeTextFile(
+      `${dir}/labels`,
+      [
+        'app="web"',
+        'kubevirt.io="virt-launcher"',
+        'kubevirt.io/created-by="7b0c8f9e-3f4a-4d2b-9c1e-5a6b7c8d9e0f"',
+        'role="from-label"',
+        'tier="frontend"',
+      ].join("\n"),
+    );
+    await Deno.writeTextFile(
+      `${dir}/annotations`,
+      [
+        'kubevirt.io/domain="debian-1"',
+        'meta.imds.kubevirt.io/admin_pass="not-from-an-annotation"',
+        'meta.imds.kubevirt.io/owner="Ops \\"Team\\" \\u00e9"',
+        'meta.imds.kubevirt.io/role="from-custom-metadata"',
+      ].join("\n"),
+    );
+    try {
+      await withPodAndGuest(async (pod, guest) => {
+        const sidecar = await startSidecar(pod, {
+          ...baseEnv(dir),
+          IMDS_POD_LABELS_FILE: `${dir}/labels`,
+          IMDS_POD_ANNOTATIONS_FILE: `${dir}/annotations`,
+          IMDS_ADMIN_USERNAME: "cloud-admin",
+        });
+        let read;
+        try {
+          read = await readAsCloudInit(guest);
+        } finally {
+          await sidecar.stop();
+        }
+        assertEquals(read.meta, {
+          app: "web",
+          role: "from-custom-metadata",
+          tier: "frontend",
+          owner: 'Ops "Team" \u00e9',
+          admin_username: "cloud-admin",
         });
       });
     } finally {

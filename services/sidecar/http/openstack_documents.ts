@@ -67,14 +67,33 @@ export interface MetaDataInput {
   adminUsername?: string;
   /** The clear-text password from the user's Secret; left out when undefined or empty. */
   adminPassword?: string;
-  /** The VM's custom key/values (Nova's `meta`). */
+  /** The VM's labels (without KubeVirt's own). */
+  labels?: Record<string, string>;
+  /** The VM's custom metadata (`meta.imds.kubevirt.io/<key>` annotations). */
   meta?: Record<string, string>;
 }
 
-/** meta_data.json, as an object ready for JSON.stringify. */
+/**
+ * Keys of Nova's `meta` that clients read as settings and that come only from their own sources:
+ * cloudbase-init takes the admin account from `admin_username` (ANNOTATIONS.adminUsername) and
+ * reads a password from `admin_pass` ahead of the top-level one (the admin password Secret).
+ * A label or custom metadata entry with one of these keys is left out.
+ */
+export const RESERVED_META_KEYS: readonly string[] = ["admin_username", "admin_pass"];
+
+/**
+ * meta_data.json, as an object ready for JSON.stringify. Its `meta` (Nova's key/value
+ * metadata) carries what NoCloud meta-data carries as `labels:` and `meta:`, in one map: the
+ * labels, then the custom metadata, which wins when both have a key; then `admin_username`.
+ */
 export function metaDataJson(input: MetaDataInput): Record<string, unknown> {
   const { identity } = input;
-  const meta: Record<string, string> = { ...input.meta };
+  const meta: Record<string, string> = {};
+  for (const source of [input.labels, input.meta]) {
+    for (const [key, value] of Object.entries(source ?? {})) {
+      if (!RESERVED_META_KEYS.includes(key)) meta[key] = value;
+    }
+  }
   if (input.adminUsername !== undefined) meta.admin_username = input.adminUsername;
   const document: Record<string, unknown> = {
     uuid: instanceUuid(identity),

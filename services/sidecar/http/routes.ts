@@ -13,7 +13,7 @@ import { clientMacLookup } from "./client_mac.ts";
 import { openstackRoutes } from "./openstack_api.ts";
 import { createPasswordStore } from "./password_store.ts";
 import { type SshKey, sshKeyReader } from "./ssh_keys.ts";
-import { instanceReader, type InstanceState } from "./instance_document.ts";
+import { guestMetaData, instanceReader, type InstanceState } from "./instance_document.ts";
 import { instanceRoutes } from "./instance_routes.ts";
 import {
   type GeneratedNetworkConfig,
@@ -94,6 +94,7 @@ export function createRoutes(
     sshKeys,
     passwords: createPasswordStore(config.guestAccess.stateDir, log),
     clientMac,
+    instance: readInstance,
   }, log);
   return new Map<string, Route>([
     ["/healthz", { protected: false, handle: () => new Response("OK", { headers: TEXT }) }],
@@ -162,15 +163,12 @@ export function metaDataDocument(
 /**
  * The VM's labels and custom metadata for cloud-init (`ds.meta_data.labels`,
  * `ds.meta_data.meta` in jinja templates), as JSON objects, which YAML reads as
- * flow mappings. Each is left out when empty or unreadable; custom metadata
- * that breaks the rules is left out (the sidecar logs why, /v1/instance says it).
+ * flow mappings. Each is left out when empty (see guestMetaData).
  */
 function instanceMetaData(instance: InstanceState | undefined): string {
-  if (instance === undefined || "unavailable" in instance) return "";
-  const { labels, meta } = instance.document;
-  const showMeta = !("invalid" in instance) && Object.keys(meta).length > 0;
+  const { labels, meta } = guestMetaData(instance);
   return (Object.keys(labels).length > 0 ? `labels: ${JSON.stringify(labels)}\n` : "") +
-    (showMeta ? `meta: ${JSON.stringify(meta)}\n` : "");
+    (Object.keys(meta).length > 0 ? `meta: ${JSON.stringify(meta)}\n` : "");
 }
 
 /** The generated network-config as a document for /openstack (network_data.json). */
