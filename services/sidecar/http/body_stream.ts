@@ -14,6 +14,14 @@ const MAX_TRAILER_BYTES = 8192;
 /** Most bytes held unconsumed while a body is read. */
 const READ_WINDOW = 65_536;
 
+/**
+ * A body that breaks its framing (a chunk size that is not hexadecimal, a chunk longer than its
+ * size, an overlong chunk line or trailer) or ends early: the client's fault, answered with 400.
+ */
+export class MalformedBody extends Error {
+  override name = "MalformedBody";
+}
+
 export interface RequestBody {
   stream: ReadableStream<Uint8Array>;
   /** True once the body has been read to its end (the connection may serve another request). */
@@ -39,7 +47,7 @@ export function requestBody(
 
   const more = async (): Promise<void> => {
     if (!(await reader.fill(READ_WINDOW))) {
-      throw new Error("the client closed before the body ended");
+      throw new MalformedBody("the client closed the connection before the body ended");
     }
   };
   /** The next line (without its end), consuming it; waits for more bytes as needed. */
@@ -54,7 +62,7 @@ export function requestBody(
         reader.consume(lf + 1);
         return text;
       }
-      if (bytes.length >= limit + 2) throw new Error("a chunk line is too long");
+      if (bytes.length >= limit + 2) throw new MalformedBody("a chunk line is too long");
       await more();
     }
   };
@@ -85,13 +93,15 @@ export function requestBody(
           return;
         }
         if (state === "data end") {
-          if ((await line(0)) !== "") throw new Error("a chunk is longer than its size");
+          if ((await line(0)) !== "") throw new MalformedBody("a chunk is longer than its size");
           state = "size";
           continue;
         }
         if (state === "size") {
           const size = (await line(MAX_LINE_BYTES)).split(";")[0].trim();
-          if (!/^[0-9A-Fa-f]{1,12}$/.test(size)) throw new Error("a chunk size is not hexadecimal");
+          if (!/^[0-9A-Fa-f]{1,12}$/.test(size)) {
+            throw new MalformedBody("a chunk size is not hexadecimal");
+          }
           remaining = parseInt(size, 16);
           state = remaining === 0 ? "trailers" : "data";
           continue;
@@ -99,7 +109,9 @@ export function requestBody(
         // Trailer fields are read and ignored, up to the blank line that ends the body.
         const trailer = await line(MAX_LINE_BYTES);
         trailerBytes += trailer.length + 2;
-        if (trailerBytes > MAX_TRAILER_BYTES) throw new Error("the trailer section is too long");
+        if (trailerBytes > MAX_TRAILER_BYTES) {
+          throw new MalformedBody("the trailer section is too long");
+        }
         if (trailer === "") {
           complete = true;
           controller.close();

@@ -215,3 +215,37 @@ Deno.test("a handler that reads the body gets it, Content-Length or chunked, and
     await server.shutdown();
   }
 });
+
+Deno.test("a malformed chunked body on the password POST is a 400 that closes the connection, and nothing is stored", async () => {
+  await withServer(async (port) => {
+    const post = "POST /openstack/latest/password HTTP/1.1\r\nHost: x\r\n" +
+      "Transfer-Encoding: chunked\r\n\r\n";
+    const answers: Record<string, string> = {
+      "a chunk size that is not hexadecimal": await exchange(port, post + "zz\r\nab\r\n0\r\n\r\n"),
+      "a chunk longer than its size": await exchange(port, post + "3\r\nabcdef\r\n0\r\n\r\n"),
+      "a chunk line that never ends": await exchange(port, post + "a".repeat(2000)),
+      "a trailer section without end": await exchange(
+        port,
+        post + "0\r\n" + "X-Trailer: x\r\n".repeat(1000),
+      ),
+    };
+    // A body cut short: the client stops sending but still reads the answer.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(encoder.encode(post + "8\r\nabcd"));
+    await conn.closeWrite();
+    answers["a body cut short"] = await readUntilClosed(conn, 5000);
+    for (const [what, text] of Object.entries(answers)) {
+      assertEquals(statusLines(text), ["HTTP/1.1 400 Bad Request"], what);
+      assertMatch(text, /\r\nconnection: close\r\n/i, what);
+      const body = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+      assertEquals(body.error, "bad_request", what);
+      assertMatch(body.message, /^the request body is malformed: /, what);
+    }
+    const stored = await exchange(
+      port,
+      "GET /openstack/latest/password HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assertEquals(statusLines(stored), ["HTTP/1.1 200 OK"]);
+    assertEquals(stored.slice(stored.indexOf("\r\n\r\n") + 4), "");
+  });
+});

@@ -2,10 +2,12 @@
  * Reading a POST body with a size limit: a declared Content-Length over the
  * limit is refused before anything is read; a chunked body is read until it
  * passes the limit. Either way the answer is 413 with the usual JSON error
- * and the connection closes, since the rest of the body is never read.
+ * and the connection closes, since the rest of the body is never read. A body
+ * that breaks its chunked framing is a 400 `bad_request`, and closes it too.
  */
 
 import { errorResponse } from "../../shared/http_errors.ts";
+import { MalformedBody } from "./body_stream.ts";
 import type { PostRoute } from "./routes.ts";
 
 export async function receivePost(
@@ -35,6 +37,11 @@ export async function receivePost(
         body.set(value, length);
         length += value.length;
       }
+    } catch (error) {
+      if (!(error instanceof MalformedBody)) throw error;
+      return errorResponse(400, "bad_request", `the request body is malformed: ${error.message}`, {
+        headers: { connection: "close" },
+      });
     } finally {
       reader.releaseLock();
     }
