@@ -7,12 +7,25 @@
 import { assert, assertEquals, assertMatch } from "../../testing/assert.ts";
 import { METADATA_ADDRESS_V6, NOCLOUD_SERIAL_V6 } from "../shared/contract.ts";
 import { netnsTest } from "../../testing/netns/harness.ts";
-import { inNamespace, ipBatch, run } from "../../testing/netns/command.ts";
+import { inNamespace, ipBatch, mustRun, run, waitFor } from "../../testing/netns/command.ts";
 import { assertServed, waitUntilServed } from "../../testing/netns/expectations.ts";
 import { step, withLab } from "../../testing/netns/lab_steps.ts";
-import { curl, type CurlOptions } from "../../testing/netns/probes.ts";
+import {
+  curl,
+  type CurlOptions,
+  neighbourMac,
+  startCapture,
+  waitForOk,
+} from "../../testing/netns/probes.ts";
+import { sidecarMacs } from "../../testing/netns/expectations.ts";
 import { labIdentity, type Sidecar, startSidecar } from "../../testing/netns/sidecar_process.ts";
-import { addMasqueradeNic, createGuest, createPod } from "../../testing/netns/topology.ts";
+import {
+  addMasqueradeNic,
+  addMultusNic,
+  createGuest,
+  createPod,
+  networkHash,
+} from "../../testing/netns/topology.ts";
 import {
   addNestedWorkload,
   addPodIpv6,
@@ -187,6 +200,122 @@ netnsTest(
         assert(!tables.stdout.includes("kubevirt-imds-hop-limit"), tables.stdout);
         assertEquals(await outcome(nested.ns, "/v1/token"), "200");
       });
+    });
+  },
+);
+
+/** The interface's link-local address once duplicate address detection is over. */
+async function linkLocalAddress(ns: string, device: string): Promise<string> {
+  return await waitFor(`a link-local address on ${device} in ${ns}`, async () => {
+    const shown = JSON.parse(
+      await mustRun([
+        "ip",
+        "-n",
+        ns,
+        "-j",
+        "-6",
+        "address",
+        "show",
+        "dev",
+        device,
+        "scope",
+        "link",
+      ]),
+    ) as Array<{ addr_info: Array<{ local: string; tentative?: boolean }> }>;
+    return shown[0]?.addr_info.find((address) => !address.tentative)?.local;
+  }, { timeoutMs: 10_000, intervalMs: 100 });
+}
+
+netnsTest(
+  "lab: IPv6-only Multus network without a router — neighbour advertisements from the VM port only",
+  async (t) => {
+    await withLab(async (lab) => {
+      const pod = await createPod(lab);
+      const guest = await createGuest(lab);
+      const identity = labIdentity("vm-v6-multus");
+      const sidecar = await startSidecar(lab, pod.ns, { identity });
+      const logs = () => sidecar;
+      const network = "nodhcp-v6";
+      const nic = await addMultusNic(pod, guest, { network });
+      const uplink = `${await networkHash(network)}-nic`;
+      const guestAddress = await linkLocalAddress(guest.ns, nic.guestInterface);
+      // Only a link-local address: the metadata address is on-link, as for 169.254.169.254.
+      await ipBatch(guest.ns, [`route add ${METADATA_ADDRESS_V6}/128 dev ${nic.guestInterface}`]);
+
+      await step(
+        t,
+        "the guest asking from its link-local address gets identity, token and cloud-init files",
+        logs,
+        async () => {
+          const capture = await startCapture(
+            pod.ns,
+            uplink,
+            `ip6 and (host ${METADATA_ADDRESS_V6} or host fe80::a9fe:a9fe or icmp6)`,
+          );
+          const served = await (async () => {
+            await waitUntilServed(guest.ns, identity, V6);
+            await assertServed(guest.ns, identity, V6);
+          })().then(() => undefined, (error) => error);
+          const packets = await capture.stop();
+          if (served) throw served;
+          await sidecar.waitForLog((line) =>
+            line.msg === "request" && line.client === guestAddress
+          );
+          await sidecar.waitForLog((line) =>
+            String(line.msg).startsWith(`neighbour solicitation for ${METADATA_ADDRESS_V6}`) &&
+            line.client === guestAddress
+          );
+          const macs = await sidecarMacs(pod.ns);
+          assertEquals(
+            await neighbourMac(guest.ns, METADATA_ADDRESS_V6, nic.guestInterface),
+            macs[0],
+            "the guest resolved fd00:ec2::254 to the sidecar's veth",
+          );
+          assertEquals(
+            packets.filter((line) =>
+              line.includes(METADATA_ADDRESS_V6) || line.includes("fe80::a9fe:a9fe") ||
+              macs.some((mac) => line.includes(mac))
+            ),
+            [],
+            "neighbour discovery or traffic for the metadata address crossed the pod's uplink",
+          );
+        },
+      );
+
+      await step(t, "solicitations for other addresses get no answer", logs, async () => {
+        const macs = await sidecarMacs(pod.ns);
+        for (const other of ["fd00:ec2::253", "fe80::a9fe:a9fd"]) {
+          await ipBatch(guest.ns, [`route replace ${other}/128 dev ${nic.guestInterface}`]);
+          assertMatch(
+            await outcome(guest.ns, "/", { host: `[${other}]`, connectTimeoutSeconds: 1 }),
+            /no reply/,
+          );
+          const mac = await neighbourMac(guest.ns, other, nic.guestInterface);
+          assert(mac === undefined || !macs.includes(mac), `the sidecar answered for ${other}`);
+        }
+      });
+
+      await step(
+        t,
+        "a host on the secondary network gets no advertisement and no answer",
+        logs,
+        async () => {
+          const bridge = nic.networkBridge!;
+          await linkLocalAddress(pod.node, bridge);
+          await ipBatch(pod.node, [`route add ${METADATA_ADDRESS_V6}/128 dev ${bridge}`]);
+          assertMatch(
+            await outcome(pod.node, "/v1/identity", { ...V6, connectTimeoutSeconds: 2 }),
+            /no reply/,
+          );
+          const mac = await neighbourMac(pod.node, METADATA_ADDRESS_V6, bridge);
+          assert(
+            mac === undefined || !(await sidecarMacs(pod.ns)).includes(mac),
+            "the sidecar advertised fd00:ec2::254 to the secondary network",
+          );
+          // The guest is still served.
+          await waitForOk(guest.ns, "/v1/token", V6);
+        },
+      );
     });
   },
 );

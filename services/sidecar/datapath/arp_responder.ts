@@ -10,6 +10,7 @@
  * eventfd (closing a socket would not wake a pending poll).
  */
 
+import { METADATA_ADDRESS_V6 } from "../../shared/contract.ts";
 import type { LogLevel } from "../../shared/log.ts";
 import { metadataTrafficFilter } from "../kernel/arp_syn_filter.ts";
 import type { ArpTarget, FromWorker, LearningSettings, ToWorker } from "./arp_worker.ts";
@@ -41,11 +42,16 @@ export interface ArpResponder {
 
 /**
  * A nonblocking packet socket that receives, from every interface (`interfaceIndex` 0) or one,
- * only ARP who-has requests for `address` and TCP SYNs to it (kernel/arp_syn_filter.ts). ETH_P_ALL
+ * only ARP who-has requests for `address`, TCP SYNs to it and IPv6 neighbour solicitations for
+ * `address6` (kernel/arp_syn_filter.ts). ETH_P_ALL
  * taps frames as they enter a bridge port, before the bridge takes them, so the ingress port
  * is known.
  */
-export function openArpRequestSocket(address: string, interfaceIndex = 0): number {
+export function openArpRequestSocket(
+  address: string,
+  interfaceIndex = 0,
+  address6: string | undefined = METADATA_ADDRESS_V6,
+): number {
   // Protocol 0 at creation: the socket sees nothing until the filter is on and bind() names
   // the protocol, so no unfiltered frame is ever queued.
   const fd = check(
@@ -53,7 +59,7 @@ export function openArpRequestSocket(address: string, interfaceIndex = 0): numbe
     libc().socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0),
   );
   try {
-    attachSocketFilter(fd, metadataTrafficFilter(address), "packet socket");
+    attachSocketFilter(fd, metadataTrafficFilter(address, address6), "packet socket");
     const sockaddr = sockaddrLl(interfaceIndex, ETH_P_ALL);
     if (libc().bind(fd, sockaddr, sockaddr.length) < 0) {
       throw syscallError("bind packet socket", errno());

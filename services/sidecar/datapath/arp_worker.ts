@@ -58,7 +58,8 @@ import {
   sockaddrLlPacketType,
   syscallError,
 } from "../kernel/libc.ts";
-import { ETH_P_ARP, ETH_P_IP, ethertypeOf } from "../kernel/ethernet.ts";
+import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ethertypeOf } from "../kernel/ethernet.ts";
+import { buildNeighborAdvertisement, parseNeighborSolicitation } from "../kernel/icmpv6_ndp.ts";
 import { onLinkLocalNetwork } from "../kernel/ipv4.ts";
 import { SIDECAR_VETH_PREFIX } from "./interface_names.ts";
 import { parseTcpSyn, readdressFrame } from "../kernel/syn_packet.ts";
@@ -73,6 +74,8 @@ export interface ArpTarget {
   bridgeSideIndex: number;
   mac: string;
   address: string;
+  /** The IPv6 metadata address, answered by neighbour advertisements; none: IPv4 only. */
+  address6?: string;
   /** Interface indexes of the bridge's VM (tap) ports: the only places requests are taken from. */
   vmPorts: number[];
   /** The bridge's other ports (e.g. the pod's uplink): requests entering there are ignored. */
@@ -280,10 +283,51 @@ function setTargets(targets: ArpTarget[]): void {
   for (const item of claimed) handle(byPort.get(item.ingress)!, item.ingress, item.bytes);
 }
 
-/** A frame from VM port `port`: an ARP request to answer, or a SYN to learn the way back from. */
+/**
+ * A frame from VM port `port`: an ARP request or IPv6 neighbour solicitation to answer, or a
+ * SYN to learn the way back from.
+ */
 function handle(entry: Served, port: number, bytes: Uint8Array): void {
-  if (ethertypeOf(bytes) === ETH_P_ARP) reply(entry, port, bytes);
+  const ethertype = ethertypeOf(bytes);
+  if (ethertype === ETH_P_ARP) reply(entry, port, bytes);
+  else if (ethertype === ETH_P_IPV6) advertise(entry, bytes);
   else learnFromConnection(entry, port, bytes);
+}
+
+/**
+ * Answers a neighbour solicitation for the IPv6 metadata address from the VM: the
+ * advertisement, carrying the veth's MAC, goes back through the veth to the asker only. The
+ * way back needs no learning: a guest asking from its link-local address is answered on the
+ * link it asked on (the kernel binds such a connection to the veth it came in through). A
+ * guest checking the address for duplicates (source "::") is not answered.
+ */
+function advertise(entry: Served, frameBytes: Uint8Array): void {
+  if (entry.address6 === undefined) return;
+  const solicitation = parseNeighborSolicitation(frameBytes);
+  if (
+    !solicitation || solicitation.target !== entry.address6 || solicitation.sourceIp === "::" ||
+    solicitation.sourceIp === entry.address6
+  ) return;
+  const asker = {
+    client: solicitation.sourceIp,
+    clientMac: solicitation.sourceLinkAddress ?? solicitation.ethernetSource,
+  };
+  const sent = sendFrame(
+    buildNeighborAdvertisement(solicitation, entry.address6, entry.mac),
+    entry.sidecarIndex,
+    ETH_P_IPV6,
+  );
+  if (sent < 0) {
+    entry.log.warn("neighbour advertisement could not be sent", {
+      ...asker,
+      error: syscallError(`send on ${entry.sidecarName}`, errno()),
+    });
+    return;
+  }
+  entry.log.info(
+    `neighbour solicitation for ${entry.address6} from ${asker.client} (${asker.clientMac}) answered: it is at ${entry.mac}`,
+    asker,
+  );
 }
 
 function reply(entry: Served, port: number, frameBytes: Uint8Array): void {

@@ -30,6 +30,13 @@ import {
 
 export const METADATA_CIDR = `${METADATA_ADDRESS}/32`;
 export const METADATA_CIDR_V6 = `${METADATA_ADDRESS_V6}/128`;
+/**
+ * The sidecar end's own IPv6 link-local address, on every veth: with it the kernel has the
+ * fe80::/64 route and a source for its neighbour solicitations, so it can answer guests that
+ * ask from their link-local addresses. (The bridge guard lets the veth's IPv6 frames reach VM
+ * ports only.) The address OpenStack serves metadata on, as 169.254.169.254 is for IPv4.
+ */
+export const SIDECAR_LINK_LOCAL_CIDR = "fe80::a9fe:a9fe/64";
 
 export interface VethEnd {
   name: string;
@@ -166,6 +173,12 @@ export function attachToBridge(
 
   setIpv4Conf(s.index, SIDECAR_END_IPV4, s.name);
   addIpv4Address(s.index, METADATA_CIDR, { what: s.name });
+  try {
+    addIpv6Address(s.index, SIDECAR_LINK_LOCAL_CIDR, s.name);
+  } catch (error) {
+    // IPv6 turned off in the pod: IPv4 guests are served all the same.
+    log.debug(`no IPv6 link-local address on ${s.name}`, { error });
+  }
   // Same MTU as the bridge before joining it: an auto-MTU bridge takes its smallest port MTU.
   if (bridge.mtu && (b.mtu !== bridge.mtu || s.mtu !== bridge.mtu)) {
     setLink(b.index, { mtu: bridge.mtu }, b.name);

@@ -16,6 +16,14 @@
  *                                      layer 2 (through eth0-nic, <hash>-nic) reaches
  *                                      neither the bridge's own stack nor the sidecar veth.
  *
+ * The bridge table also keeps IPv6 between the VM and the sidecar: in prerouting, an
+ * advertisement for fd00:ec2::254 is dropped unless the sidecar's veth (imdb-*) sent it, so no
+ * host on the VM's network can claim the address; in forward, the sidecar's veth exchanges
+ * IPv6 with VM ports only (its neighbour solicitations and multicast reports never leave the
+ * pod, and nothing from outside reaches it), and the VM's packets and solicitations for
+ * fd00:ec2::254 go nowhere but the sidecar's veth (with bridge binding, where nothing redirects
+ * them yet, they are dropped rather than sent towards the node).
+ *
  * Installed once at start-up, replaced atomically (idempotent), and left in place on exit
  * like the rest of the sidecar's network set-up. CAP_NET_ADMIN only.
  */
@@ -45,8 +53,10 @@ import {
   newRule,
   newTable,
   NF_ACCEPT,
+  NF_BR_FORWARD,
   NF_BR_PRE_ROUTING,
   NF_BR_PRI_DSTNAT,
+  NF_BR_PRI_FILTER,
   NF_DROP,
   NF_INET_LOCAL_IN,
   NF_IP_PRI_FILTER,
@@ -56,11 +66,19 @@ import {
   NFT_CMP_EQ,
   NFT_CMP_NEQ,
   NFT_META_IIFNAME,
+  NFT_META_OIFNAME,
+  NFT_META_PROTOCOL,
+  NFT_PAYLOAD_NETWORK_HEADER,
+  payloadLoad,
   type Rule,
   type TableRef,
   verdict,
 } from "../kernel/nftables.ts";
+import { ETH_P_IPV6, ethertypeBytes } from "../kernel/ethernet.ts";
+import { IPPROTO_ICMPV6, ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT } from "../kernel/icmpv6_ndp.ts";
+import { parseIpv6 } from "../kernel/ipv6.ts";
 import {
+  BRIDGE_SIDE_VETH_PREFIX,
   GUARD_TABLE_NAME,
   KUBEVIRT_BRIDGE_PREFIX,
   KUBEVIRT_TAP_PREFIX,
@@ -144,6 +162,72 @@ export function guardBridgeRules(): Rule[] {
         verdict(NF_DROP),
       ],
     },
+    {
+      chain: "prerouting",
+      exprs: [
+        ...interfaceIs(NFT_META_IIFNAME, NFT_CMP_NEQ, BRIDGE_SIDE_VETH_PREFIX),
+        ...neighbourDiscoveryFor(ND_NEIGHBOR_ADVERT, METADATA_ADDRESS_V6),
+        verdict(NF_DROP),
+      ],
+    },
+    {
+      chain: "forward",
+      exprs: [
+        ...isIpv6,
+        ...interfaceIs(NFT_META_IIFNAME, NFT_CMP_EQ, BRIDGE_SIDE_VETH_PREFIX),
+        ...interfaceIs(NFT_META_OIFNAME, NFT_CMP_NEQ, KUBEVIRT_TAP_PREFIX),
+        verdict(NF_DROP),
+      ],
+    },
+    {
+      chain: "forward",
+      exprs: [
+        ...isIpv6,
+        ...interfaceIs(NFT_META_OIFNAME, NFT_CMP_EQ, BRIDGE_SIDE_VETH_PREFIX),
+        ...interfaceIs(NFT_META_IIFNAME, NFT_CMP_NEQ, KUBEVIRT_TAP_PREFIX),
+        verdict(NF_DROP),
+      ],
+    },
+    {
+      chain: "forward",
+      exprs: [
+        ...interfaceIs(NFT_META_OIFNAME, NFT_CMP_NEQ, BRIDGE_SIDE_VETH_PREFIX),
+        ...bridgedIpv6To(METADATA_ADDRESS_V6),
+        verdict(NF_DROP),
+      ],
+    },
+    {
+      chain: "forward",
+      exprs: [
+        ...interfaceIs(NFT_META_OIFNAME, NFT_CMP_NEQ, BRIDGE_SIDE_VETH_PREFIX),
+        ...neighbourDiscoveryFor(ND_NEIGHBOR_SOLICIT, METADATA_ADDRESS_V6),
+        verdict(NF_DROP),
+      ],
+    },
+  ];
+}
+
+const isIpv6 = [metaLoad(NFT_META_PROTOCOL), cmp(NFT_CMP_EQ, ethertypeBytes(ETH_P_IPV6))];
+
+/** `iifname`/`oifname` equal or not to `prefix*`. */
+function interfaceIs(key: number, op: number, prefix: string): Expr[] {
+  return [metaLoad(key), cmp(op, ifnamePrefixBytes(prefix))];
+}
+
+/**
+ * `meta protocol ip6 ip6 nexthdr icmpv6 icmpv6 type <type>` with target `address` (an
+ * advertisement or solicitation without extension headers: the target is at 48 of the network
+ * header).
+ */
+function neighbourDiscoveryFor(type: number, address: string): Expr[] {
+  return [
+    ...isIpv6,
+    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, 6, 1),
+    cmp(NFT_CMP_EQ, Uint8Array.of(IPPROTO_ICMPV6)),
+    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, 40, 1),
+    cmp(NFT_CMP_EQ, Uint8Array.of(type)),
+    payloadLoad(NFT_PAYLOAD_NETWORK_HEADER, 48, 16),
+    cmp(NFT_CMP_EQ, parseIpv6(address)),
   ];
 }
 
@@ -170,6 +254,11 @@ export function guardBatch(): BatchMessage[] {
       name: "prerouting",
       hook: NF_BR_PRE_ROUTING,
       priority: GUARD_BRIDGE_PRIORITY,
+    }),
+    newChain(GUARD_BRIDGE_TABLE, {
+      name: "forward",
+      hook: NF_BR_FORWARD,
+      priority: NF_BR_PRI_FILTER,
     }),
     ...guardBridgeRules().map((rule) => newRule(GUARD_BRIDGE_TABLE, rule)),
   );

@@ -12,7 +12,7 @@
  * under way finishes, then the loop returns.
  */
 
-import { METADATA_ADDRESS } from "../../shared/contract.ts";
+import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../../shared/contract.ts";
 import type { Logger, LogLevel } from "../../shared/log.ts";
 import type { NetworkConfig } from "../config.ts";
 import type { ArpResponder, ArpTarget } from "./arp_responder.ts";
@@ -145,6 +145,7 @@ export function startNetwork(options: NetworkOptions): NetworkRuntime {
         bridgeSideIndex: state.attachment.bridgeSide.index,
         mac: sidecar.mac,
         address: METADATA_ADDRESS,
+        address6: METADATA_ADDRESS_V6,
         vmPorts: ports.map((port) => port.index),
         otherPorts: links
           .filter((link) =>

@@ -4,13 +4,17 @@
  * - ARP who-has requests for one IPv4 address (answered), and
  * - IPv4 TCP SYNs (SYN set, ACK clear, not a fragment) to that address (a guest that took the
  *   address's MAC from an announcement connects without ever asking: its first SYN is where
- *   the way back to it is learned).
+ *   the way back to it is learned), and
+ * - when an IPv6 address is given, ICMPv6 Neighbor Solicitations for it (hop limit 255, no
+ *   extension headers), to its solicited-node group or unicast.
  * Everything else is dropped in the kernel. (struct sock_filter: code u16, jt u8, jf u8, k u32;
  * offsets are into the Ethernet frame.)
  */
 
-import { ETH_P_ARP, ETH_P_IP } from "./ethernet.ts";
+import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6 } from "./ethernet.ts";
+import { ND_HOP_LIMIT, ND_NEIGHBOR_SOLICIT } from "./icmpv6_ndp.ts";
 import { parseIpv4 } from "./ipv4.ts";
+import { parseIpv6 } from "./ipv6.ts";
 
 const BPF_LD_B_ABS = 0x30;
 const BPF_LD_H_ABS = 0x28;
@@ -55,10 +59,42 @@ function assemble(instructions: Instruction[]): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
-/** The filter program: ARP who-has for `address`, or a TCP SYN to `address`. */
-export function metadataTrafficFilter(address: string): Uint8Array<ArrayBuffer> {
+/** Offsets in an Ethernet frame carrying IPv6: next header, hop limit, ICMPv6 type, NS target. */
+const IPV6_NEXT_HEADER = 20;
+const IPV6_HOP_LIMIT = 21;
+const ICMPV6_TYPE = 54;
+const NS_TARGET = 62;
+const IPPROTO_ICMPV6 = 58;
+
+/**
+ * The filter program: ARP who-has for `address`, a TCP SYN to `address`, or (with
+ * `solicitedAddress`) an IPv6 Neighbor Solicitation for `solicitedAddress`.
+ */
+export function metadataTrafficFilter(
+  address: string,
+  solicitedAddress?: string,
+): Uint8Array<ArrayBuffer> {
   const ip = parseIpv4(address);
   const target = ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0;
+  const ipv6: Instruction[] = [];
+  if (solicitedAddress !== undefined) {
+    const bytes = parseIpv6(solicitedAddress);
+    const view = new DataView(bytes.buffer);
+    ipv6.push(
+      { label: "ipv6", code: BPF_JEQ_K, k: ETH_P_IPV6, jf: "drop" },
+      { code: BPF_LD_B_ABS, k: IPV6_NEXT_HEADER },
+      { code: BPF_JEQ_K, k: IPPROTO_ICMPV6, jf: "drop" },
+      { code: BPF_LD_B_ABS, k: IPV6_HOP_LIMIT },
+      { code: BPF_JEQ_K, k: ND_HOP_LIMIT, jf: "drop" },
+      { code: BPF_LD_B_ABS, k: ICMPV6_TYPE },
+      { code: BPF_JEQ_K, k: ND_NEIGHBOR_SOLICIT, jf: "drop" },
+      ...[0, 4, 8, 12].flatMap((at, i): Instruction[] => [
+        { code: BPF_LD_W_ABS, k: NS_TARGET + at },
+        { code: BPF_JEQ_K, k: view.getUint32(at), jt: i === 3 ? "keep" : 0, jf: "drop" },
+      ]),
+    );
+  }
+  const notIpv4 = solicitedAddress === undefined ? "drop" : "ipv6";
   return assemble([
     { code: BPF_LD_H_ABS, k: 12 }, // ethertype
     { code: BPF_JEQ_K, k: ETH_P_ARP, jf: "ipv4" },
@@ -66,7 +102,7 @@ export function metadataTrafficFilter(address: string): Uint8Array<ArrayBuffer> 
     { code: BPF_JEQ_K, k: 1, jf: "drop" }, // request?
     { code: BPF_LD_W_ABS, k: 38 }, // target protocol address
     { code: BPF_JEQ_K, k: target, jt: "keep", jf: "drop" },
-    { label: "ipv4", code: BPF_JEQ_K, k: ETH_P_IP, jf: "drop" },
+    { label: "ipv4", code: BPF_JEQ_K, k: ETH_P_IP, jf: notIpv4 },
     { code: BPF_LD_W_ABS, k: 30 }, // destination address
     { code: BPF_JEQ_K, k: target, jf: "drop" },
     { code: BPF_LD_B_ABS, k: 23 }, // protocol
@@ -76,7 +112,8 @@ export function metadataTrafficFilter(address: string): Uint8Array<ArrayBuffer> 
     { code: BPF_LDX_B_MSH, k: 14 }, // X = IP header length
     { code: BPF_LD_B_IND, k: TCP_FLAGS_AFTER_IP_HEADER },
     { code: BPF_ALU_AND_K, k: TCP_SYN | TCP_ACK },
-    { code: BPF_JEQ_K, k: TCP_SYN, jf: "drop" },
+    { code: BPF_JEQ_K, k: TCP_SYN, jf: "drop", jt: solicitedAddress === undefined ? 0 : "keep" },
+    ...ipv6,
     { label: "keep", code: BPF_RET_K, k: 0xffff },
     { label: "drop", code: BPF_RET_K, k: 0 },
   ]);

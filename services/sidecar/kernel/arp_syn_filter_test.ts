@@ -2,6 +2,12 @@ import { assertEquals } from "../../../testing/assert.ts";
 import { metadataTrafficFilter, runFilter } from "./arp_syn_filter.ts";
 import { buildArpReply, buildArpRequest, parseArpFrame } from "./arp_packet.ts";
 import { buildTcpSyn, type SynFrameOptions } from "./syn_packet.ts";
+import {
+  buildNeighborAdvertisement,
+  buildNeighborSolicitation,
+  parseNeighborSolicitation,
+} from "./icmpv6_ndp.ts";
+import { parseIpv6 } from "./ipv6.ts";
 
 const filter = metadataTrafficFilter("169.254.169.254");
 const KEEP = 0xffff;
@@ -67,4 +73,35 @@ Deno.test("the socket filter drops every other IPv4 packet", () => {
   ipv6[13] = 0xdd;
   assertEquals(runFilter(filter, ipv6), 0, "another ethertype");
   assertEquals(runFilter(filter, buildTcpSyn(syn).subarray(0, 40)), 0, "truncated");
+});
+
+const dualFilter = metadataTrafficFilter("169.254.169.254", "fd00:ec2::254");
+
+Deno.test("with an IPv6 address the filter also keeps neighbour solicitations for it, only", () => {
+  const solicitation = buildNeighborSolicitation("02:00:00:00:00:0a", "fe80::a", "fd00:ec2::254");
+  assertEquals(runFilter(dualFilter, solicitation), KEEP, "to the solicited-node group");
+  const unicast = solicitation.slice();
+  unicast.set([0xfe, 0x01, 0x02, 0x03, 0x04, 0x05], 0);
+  unicast.set(parseIpv6("fd00:ec2::254"), 38);
+  assertEquals(runFilter(dualFilter, unicast), KEEP, "unicast (a reachability check)");
+  for (const other of ["fd00:ec2::253", "fe80::a9fe:a9fe", "fd00:ec3::254", "::254"]) {
+    const frame = buildNeighborSolicitation("02:00:00:00:00:0a", "fe80::a", other);
+    assertEquals(runFilter(dualFilter, frame), 0, other);
+  }
+  const advertisement = buildNeighborAdvertisement(
+    parseNeighborSolicitation(solicitation)!,
+    "fd00:ec2::254",
+    "fe:01:02:03:04:05",
+  );
+  assertEquals(runFilter(dualFilter, advertisement), 0, "an advertisement");
+  const routed = solicitation.slice();
+  routed[21] = 64;
+  assertEquals(runFilter(dualFilter, routed), 0, "hop limit below 255");
+  assertEquals(runFilter(dualFilter, solicitation.subarray(0, 70)), 0, "truncated");
+  assertEquals(runFilter(filter, solicitation), 0, "the IPv4-only filter drops it");
+  // The IPv4 part is unchanged.
+  assertEquals(runFilter(dualFilter, buildTcpSyn(syn)), KEEP);
+  const request = buildArpRequest("62:27:19:f3:0a:ef", "169.254.100.100", "169.254.169.254");
+  assertEquals(runFilter(dualFilter, request), KEEP);
+  assertEquals(runFilter(dualFilter, buildTcpSyn({ ...syn, flags: 0x12 })), 0, "SYN-ACK");
 });
