@@ -20,6 +20,7 @@ import {
 import { sidecarMacs } from "../../testing/netns/expectations.ts";
 import { labIdentity, type Sidecar, startSidecar } from "../../testing/netns/sidecar_process.ts";
 import {
+  addBridgeBindingNic,
   addMasqueradeNic,
   addMultusNic,
   createGuest,
@@ -316,6 +317,51 @@ netnsTest(
           await waitForOk(guest.ns, "/v1/token", V6);
         },
       );
+    });
+  },
+);
+
+netnsTest(
+  "lab: IPv6 bridge binding — the guest's requests to fd00:ec2::254 never leave the pod",
+  async (t) => {
+    await withLab(async (lab) => {
+      const pod = await createPod(lab);
+      const guest = await createGuest(lab);
+      await addBridgeBindingNic(pod, guest);
+      // The pod's IPv6 address as KubeVirt leaves it: on the placeholder that kept eth0's name;
+      // the guest owns it and routes through the cluster gateway.
+      const { podIp, gateway, prefix } = POD_NETWORK_V6;
+      await ipBatch(pod.node, [`address add ${gateway}/${prefix} dev ${pod.nodeUplink} nodad`]);
+      await ipBatch(pod.ns, [`address add ${podIp}/${prefix} dev eth0 nodad`]);
+      await makeIpv6Only(guest, "eth0", `${podIp}/${prefix}`, gateway);
+      const identity = labIdentity("vm-v6-bridge");
+      const sidecar = await startSidecar(lab, pod.ns, { identity });
+      const logs = () => sidecar;
+
+      await step(
+        t,
+        `the guest (${podIp} via ${gateway}) is answered by the sidecar, and nothing crosses the uplink`,
+        logs,
+        async () => {
+          await waitUntilServed(guest.ns, identity, V6);
+          const capture = await startCapture(pod.ns, pod.uplink, `ip6 host ${METADATA_ADDRESS_V6}`);
+          const served = await assertServed(guest.ns, identity, V6).then(() => undefined, (e) => e);
+          const packets = await capture.stop();
+          if (served) throw served;
+          assertEquals(packets, [], "packets to or from fd00:ec2::254 crossed the pod's uplink");
+          await sidecar.waitForLog((line) => line.msg === "request" && line.client === podIp);
+        },
+      );
+
+      await step(t, "the node cannot reach fd00:ec2::254 through the pod", logs, async () => {
+        await ipBatch(pod.node, [
+          `route add ${METADATA_ADDRESS_V6}/128 via ${podIp} dev ${pod.nodeUplink}`,
+        ]);
+        assertMatch(
+          await outcome(pod.node, "/v1/identity", { ...V6, connectTimeoutSeconds: 2 }),
+          /no reply/,
+        );
+      });
     });
   },
 );

@@ -50,9 +50,12 @@ import {
   replyRoute,
 } from "./bridge_intercept_routing.ts";
 import {
+  AF_INET,
+  AF_INET6,
   type Ipv4Address,
   type Link,
   listIpv4Addresses,
+  listIpv6Addresses,
   listLinks,
   type Route,
 } from "../kernel/rtnetlink.ts";
@@ -109,13 +112,20 @@ export interface BridgeView {
 }
 
 function isHostAddress(address: string): boolean {
+  if (address.includes(":")) return address !== "::1" && !/^fe[89ab]/i.test(address);
   return !address.startsWith("127.") && !address.startsWith("169.254.");
+}
+
+/** The pod's IPv4 and IPv6 addresses (a guest of a dual-stack or IPv6 network owns both). */
+function podAddresses(): Ipv4Address[] {
+  return [...listIpv4Addresses(), ...listIpv6Addresses()];
 }
 
 /**
  * VM ports: KubeVirt's tap name for the bridge plus any `tap*` port it has. Uplinks: ports
  * named `<name>-nic` (bridge binding moved the pod interface there). Guest addresses: the
- * IPv4 addresses KubeVirt left on the placeholder, named `<name>` or `pod<name>`.
+ * IPv4 and (not link-local) IPv6 addresses KubeVirt left on the placeholder, named `<name>` or
+ * `pod<name>`.
  */
 export function viewBridge(
   bridge: PortInfo,
@@ -201,7 +211,7 @@ function currentRoutes(ctx: InterceptContext): Route[] {
   const links = listLinks();
   const bridge = links.find((link) => link.index === ctx.bridgeIndex && link.name === ctx.bridge);
   if (!bridge) return [];
-  return viewBridge(bridge, links, listIpv4Addresses(), ctx.vethBridgeSide).guestAddresses
+  return viewBridge(bridge, links, podAddresses(), ctx.vethBridgeSide).guestAddresses
     .map((guest) => replyRoute(guest, ctx.vethSidecarIndex));
 }
 
@@ -273,10 +283,16 @@ export function createBridgeIntercept(): BridgeIntercept {
     return true;
   };
 
-  /** Our policy rule exists exactly while some bridge-binding guest needs it. */
+  /** Our policy rule of each family exists exactly while some bridge-binding guest needs it. */
   const syncReplyRule = (): boolean => {
-    const needed = [...installed.values()].some((entry) => entry.routes.length > 0);
-    return needed ? ensureReplyRule() : removeReplyRule();
+    const routes = [...installed.values()].flatMap((entry) => entry.routes);
+    let changed = false;
+    for (const family of [AF_INET, AF_INET6]) {
+      const ipv6 = family === AF_INET6;
+      const needed = routes.some((route) => route.destination.includes(":") === ipv6);
+      changed = (needed ? ensureReplyRule(family) : removeReplyRule(family)) || changed;
+    }
+    return changed;
   };
 
   const syncReplyRoutesAndRule = (before: Route[], after: Route[]): boolean => {
@@ -298,7 +314,7 @@ export function createBridgeIntercept(): BridgeIntercept {
     const links = listLinks();
     const bridge = links.find((link) => link.index === ctx.bridgeIndex && link.name === ctx.bridge);
     if (!bridge) throw new Error(`cannot intercept on bridge ${ctx.bridge}: it no longer exists`);
-    const view = viewBridge(bridge, links, listIpv4Addresses(), ctx.vethBridgeSide);
+    const view = viewBridge(bridge, links, podAddresses(), ctx.vethBridgeSide);
     const target: InterceptTarget = {
       bridge: ctx.bridge,
       bridgeMac: bridge.mac,

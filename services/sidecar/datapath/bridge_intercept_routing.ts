@@ -18,6 +18,9 @@
  * place the reverse-path check on incoming requests also resolves through the table, to
  * the veth they came in on, so it passes even with strict rp_filter and no accept_local.
  *
+ * IPv6 has its own rules and `local` rule: replies from fd00:ec2::254 to a guest's IPv6 address
+ * get the same treatment there (`from fd00:ec2::254 lookup 169254`, `<guest>/128` routes).
+ *
  * Rules of equal priority are kept in insertion order and a new rule goes AFTER those with
  * the same priority, so ours, added at the priority of the `local` rule, lands behind it.
  * `movePlan` fixes that without a moment with no `local` rule: add ours, add a second
@@ -25,9 +28,11 @@
  * the first `local` rule. Removing ours later leaves `local` where it was.
  */
 
-import { METADATA_ADDRESS } from "../../shared/contract.ts";
+import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../../shared/contract.ts";
 import {
   addRule,
+  AF_INET,
+  AF_INET6,
   deleteRoute,
   deleteRule,
   listRules,
@@ -42,13 +47,15 @@ import {
 export const REPLY_TABLE = 169254;
 
 const METADATA_SOURCE = `${METADATA_ADDRESS}/32`;
+const METADATA_SOURCE_V6 = `${METADATA_ADDRESS_V6}/128`;
 const FR_ACT_TO_TBL = 1;
 const RTPROT_UNSPEC = 0;
 const RTPROT_KERNEL = 2;
 const RTPROT_BOOT = 3;
 
 export function isReplyRule(rule: Rule): boolean {
-  return rule.table === REPLY_TABLE && rule.from === METADATA_SOURCE;
+  return rule.table === REPLY_TABLE &&
+    (rule.from === METADATA_SOURCE || rule.from === METADATA_SOURCE_V6);
 }
 
 /** The `from all lookup local` rule (the kernel's own, or a copy of it). */
@@ -60,18 +67,18 @@ export function isLocalRule(rule: Rule): boolean {
 export type RuleStep = { op: "add" | "delete"; rule: Rule };
 
 /**
- * The changes that put our rule before the first `local` rule, given the current rules in
- * kernel order. Empty when it already is.
+ * The changes that put our rule before the first `local` rule, given the current rules of one
+ * family (IPv4 unless `family` is AF_INET6) in kernel order. Empty when it already is.
  */
-export function movePlan(rules: Rule[]): RuleStep[] {
+export function movePlan(rules: Rule[], family = AF_INET): RuleStep[] {
   const ours = rules.findIndex(isReplyRule);
   const local = rules.findIndex(isLocalRule);
   if (ours >= 0 && (local < 0 || ours < local)) return [];
-  if (local < 0) return [{ op: "add", rule: replyRule(0) }];
+  if (local < 0) return [{ op: "add", rule: replyRule(0, family) }];
 
   const priority = rules[local].priority;
   const steps: RuleStep[] = rules.filter(isReplyRule).map((rule) => ({ op: "delete", rule }));
-  steps.push({ op: "add", rule: replyRule(priority) });
+  steps.push({ op: "add", rule: replyRule(priority, family) });
   const displaced = rules.filter((rule) => isLocalRule(rule) && rule.priority === priority);
   const taken = new Set(displaced.map((rule) => rule.protocol ?? RTPROT_UNSPEC));
   const protocol = [RTPROT_UNSPEC, RTPROT_KERNEL, RTPROT_BOOT].find((p) => !taken.has(p));
@@ -81,22 +88,33 @@ export function movePlan(rules: Rule[]): RuleStep[] {
       priority,
       table: RT_TABLE_LOCAL,
       ...(protocol ? { protocol } : {}),
+      ...(family === AF_INET ? {} : { family }),
     },
   });
   // Each delete removes the first `local` rule of that priority: the ones ahead of ours.
   for (let i = 0; i < displaced.length; i++) {
-    steps.push({ op: "delete", rule: { priority, table: RT_TABLE_LOCAL } });
+    steps.push({
+      op: "delete",
+      rule: { priority, table: RT_TABLE_LOCAL, ...(family === AF_INET ? {} : { family }) },
+    });
   }
   return steps;
 }
 
-export function replyRule(priority: number): Rule {
-  return { priority, table: REPLY_TABLE, from: METADATA_SOURCE };
+export function replyRule(priority: number, family = AF_INET): Rule {
+  return {
+    priority,
+    table: REPLY_TABLE,
+    from: family === AF_INET6 ? METADATA_SOURCE_V6 : METADATA_SOURCE,
+  };
 }
 
-/** Makes sure replies from 169.254.169.254 consult REPLY_TABLE before `local`. */
-export function ensureReplyRule(): boolean {
-  const steps = movePlan(listRules());
+/**
+ * Makes sure replies from 169.254.169.254 (from fd00:ec2::254 with AF_INET6) consult
+ * REPLY_TABLE before `local`.
+ */
+export function ensureReplyRule(family = AF_INET): boolean {
+  const steps = movePlan(listRules(family), family);
   for (const step of steps) {
     if (step.op === "delete") {
       deleteRule(step.rule);
@@ -106,7 +124,7 @@ export function ensureReplyRule(): boolean {
     }
   }
   if (steps.length > 0) {
-    const after = listRules();
+    const after = listRules(family);
     const ours = after.findIndex(isReplyRule);
     const local = after.findIndex(isLocalRule);
     if (ours < 0 || (local >= 0 && local < ours)) {
@@ -118,19 +136,25 @@ export function ensureReplyRule(): boolean {
   return steps.length > 0;
 }
 
-/** Removes our rule(s); the `local` rule stays where it is. Returns whether any existed. */
-export function removeReplyRule(): boolean {
+/**
+ * Removes our rule(s) of one family; the `local` rule stays where it is. Returns whether any
+ * existed.
+ */
+export function removeReplyRule(family = AF_INET): boolean {
   let removed = false;
-  for (const rule of listRules().filter(isReplyRule)) removed = deleteRule(rule) || removed;
+  for (const rule of listRules(family).filter(isReplyRule)) {
+    removed = deleteRule(rule) || removed;
+  }
   return removed;
 }
 
-/** The route that sends replies for `guest` out of the sidecar veth `device`. */
+/** The route that sends replies for `guest` (IPv4 or IPv6) out of the sidecar veth `device`. */
 export function replyRoute(guest: string, device: number): Route {
+  const ipv6 = guest.includes(":");
   return {
-    destination: `${guest}/32`,
+    destination: ipv6 ? `${guest}/128` : `${guest}/32`,
     device,
-    source: METADATA_ADDRESS,
+    source: ipv6 ? METADATA_ADDRESS_V6 : METADATA_ADDRESS,
     table: REPLY_TABLE,
     scope: RT_SCOPE_LINK,
   };

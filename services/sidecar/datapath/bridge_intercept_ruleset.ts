@@ -24,11 +24,12 @@
  * not touched.
  */
 
-import { METADATA_ADDRESS } from "../../shared/contract.ts";
+import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../../shared/contract.ts";
 import type { BatchMessage } from "../kernel/netlink.ts";
 import {
   bridgedArpFor,
   bridgedIpv4To,
+  bridgedIpv6To,
   cmp,
   deleteTable,
   type Expr,
@@ -100,19 +101,24 @@ export function interceptRules(targets: InterceptTarget[]): Rule[] {
 
   for (const target of targets) {
     for (const vmPort of target.vmPorts) {
-      add(
-        "prerouting",
-        port(NFT_META_IIFNAME, vmPort),
-        [payloadLoad(NFT_PAYLOAD_LL_HEADER, 0, 6), cmp(NFT_CMP_NEQ, parseMac(target.bridgeMac))],
-        bridgedIpv4To(METADATA_ADDRESS),
-        [immediateValue(parseMac(target.sidecarMac)), payloadWrite(NFT_PAYLOAD_LL_HEADER, 0, 6)],
-      );
+      for (
+        const forMetadata of [bridgedIpv4To(METADATA_ADDRESS), bridgedIpv6To(METADATA_ADDRESS_V6)]
+      ) {
+        add(
+          "prerouting",
+          port(NFT_META_IIFNAME, vmPort),
+          [payloadLoad(NFT_PAYLOAD_LL_HEADER, 0, 6), cmp(NFT_CMP_NEQ, parseMac(target.bridgeMac))],
+          forMetadata,
+          [immediateValue(parseMac(target.sidecarMac)), payloadWrite(NFT_PAYLOAD_LL_HEADER, 0, 6)],
+        );
+      }
     }
   }
 
   const fromVm = inSet(NFT_META_IIFNAME, VM_PORTS_SET);
   const notToSidecar = inSet(NFT_META_OIFNAME, SIDECAR_PORTS_SET, true);
   add("forward", fromVm, bridgedIpv4To(METADATA_ADDRESS), notToSidecar, drop);
+  add("forward", fromVm, bridgedIpv6To(METADATA_ADDRESS_V6), notToSidecar, drop);
   add("forward", fromVm, bridgedArpFor(METADATA_ADDRESS), notToSidecar, drop);
   add(
     "forward",

@@ -31,6 +31,17 @@ const NFT_DEBUG_NETLINK = [
   "  [ cmp eq reg 1 0xfea9fea9 ]",
   "  [ immediate reg 1 0x005a1d0e 0x00000100 ]",
   "  [ payload write reg 1 => 6b @ link header + 0 csum_type 0 csum_off 0 csum_flags 0x0 ]",
+  "bridge kubevirt-imds prerouting",
+  "  [ meta load iifname => reg 1 ]",
+  "  [ cmp eq reg 1 0x30706174 0x00000000 0x00000000 0x00000000 ]",
+  "  [ payload load 6b @ link header + 0 => reg 1 ]",
+  "  [ cmp neq reg 1 0x5f3a7dce 0x00006831 ]",
+  "  [ meta load protocol => reg 1 ]",
+  "  [ cmp eq reg 1 0x0000dd86 ]",
+  "  [ payload load 16b @ network header + 24 => reg 1 ]",
+  "  [ cmp eq reg 1 0xc20e00fd 0x00000000 0x00000000 0x54020000 ]",
+  "  [ immediate reg 1 0x005a1d0e 0x00000100 ]",
+  "  [ payload write reg 1 => 6b @ link header + 0 csum_type 0 csum_off 0 csum_flags 0x0 ]",
   "bridge kubevirt-imds forward",
   "  [ meta load iifname => reg 1 ]",
   "  [ lookup reg 1 set vm_ports ]",
@@ -38,6 +49,16 @@ const NFT_DEBUG_NETLINK = [
   "  [ cmp eq reg 1 0x00000008 ]",
   "  [ payload load 4b @ network header + 16 => reg 1 ]",
   "  [ cmp eq reg 1 0xfea9fea9 ]",
+  "  [ meta load oifname => reg 1 ]",
+  "  [ lookup reg 1 set sidecar_ports 0x1 ]",
+  "  [ immediate reg 0 drop ]",
+  "bridge kubevirt-imds forward",
+  "  [ meta load iifname => reg 1 ]",
+  "  [ lookup reg 1 set vm_ports ]",
+  "  [ meta load protocol => reg 1 ]",
+  "  [ cmp eq reg 1 0x0000dd86 ]",
+  "  [ payload load 16b @ network header + 24 => reg 1 ]",
+  "  [ cmp eq reg 1 0xc20e00fd 0x00000000 0x00000000 0x54020000 ]",
   "  [ meta load oifname => reg 1 ]",
   "  [ lookup reg 1 set sidecar_ports 0x1 ]",
   "  [ immediate reg 0 drop ]",
@@ -113,12 +134,15 @@ Deno.test("each VM port of each bridge gets its own redirect to that bridge's si
   const rules = interceptRules([bridgeBinding, multus]);
   const redirects = rules.filter((rule) => rule.chain === "prerouting")
     .map((rule) => describeRule(newRule(INTERCEPT_TABLE, rule)));
-  assertEquals(redirects.length, 2);
+  // One for 169.254.169.254 and one for fd00:ec2::254 per VM port.
+  assertEquals(redirects.length, 4);
   // iifname "tap0123456789a" … ether daddr set 0e:00:00:00:00:02
-  assertEquals(redirects[1][1], "[ cmp eq reg 1 0x30706174 0x34333231 0x38373635 0x00006139 ]");
-  assertEquals(redirects[1][8], "[ immediate reg 1 0x0000000e 0x00000200 ]");
+  for (const redirect of redirects.slice(2)) {
+    assertEquals(redirect[1], "[ cmp eq reg 1 0x30706174 0x34333231 0x38373635 0x00006139 ]");
+    assertEquals(redirect[8], "[ immediate reg 1 0x0000000e 0x00000200 ]");
+  }
   // Each sidecar port accepts only its own MAC, then drops the rest.
-  const perPort = rules.filter((rule) => rule.chain === "forward").slice(4);
+  const perPort = rules.filter((rule) => rule.chain === "forward").slice(5);
   assertEquals(perPort.length, 6);
 });
 

@@ -12,7 +12,7 @@
 import { EEXIST, ENOENT, ESRCH, isSyscallError } from "./libc.ts";
 import { formatMac, parseMac } from "./ethernet.ts";
 import { formatIpv4, parseCidr, parseIpv4 } from "./ipv4.ts";
-import { parseIpv6Cidr } from "./ipv6.ts";
+import { formatIpv6, parseIpv6, parseIpv6Cidr } from "./ipv6.ts";
 import {
   attr,
   attrStr,
@@ -485,10 +485,55 @@ export function deleteIpv4Address(index: number, cidr: string, what = `interface
   }, `remove address ${cidr} from ${what}`);
 }
 
+// ---- either family ------------------------------------------------------------------------
+
+/** "fd00:ec2::254/128" or "169.254.169.254/32" (a bare address is a host prefix). */
+function anyCidr(text: string): { family: number; address: Uint8Array; prefix: number } {
+  return text.includes(":")
+    ? { family: AF_INET6, ...parseIpv6Cidr(text) }
+    : { family: AF_INET, ...parseCidr(text) };
+}
+
+function anyAddress(text: string): Uint8Array {
+  return text.includes(":") ? parseIpv6(text) : parseIpv4(text);
+}
+
+function formatAny(family: number, bytes: Uint8Array): string {
+  return family === AF_INET6 ? formatIpv6(bytes) : formatIpv4(bytes);
+}
+
+/** The IPv6 addresses of every interface (link-local ones included), like listIpv4Addresses. */
+export function listIpv6Addresses(options: DumpOptions = {}): Ipv4Address[] {
+  return dump(
+    sock(),
+    {
+      type: RTM_GETADDR,
+      payload: ifaddrmsg({ family: AF_INET6, prefix: 0, scope: 0, index: 0 }),
+    },
+    "list IPv6 addresses",
+    options,
+  )
+    .filter((message) => message.type === RTM_NEWADDR)
+    .map((message) => {
+      const view = new DataView(
+        message.payload.buffer,
+        message.payload.byteOffset,
+        message.payload.byteLength,
+      );
+      const attrs = attrTable(message.payload.subarray(8));
+      const local = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
+      return {
+        index: view.getUint32(4, true),
+        prefix: view.getUint8(1),
+        address: local ? formatIpv6(local) : "",
+      };
+    });
+}
+
 // ---- routes -------------------------------------------------------------------------------
 
 export interface Route {
-  /** "169.254.100.100/32", "0.0.0.0/0". */
+  /** "169.254.100.100/32", "0.0.0.0/0", "fd00:10:244::7/128": the family follows it. */
   destination: string;
   /** Outgoing device index. */
   device?: number;
@@ -504,17 +549,17 @@ export interface Route {
 }
 
 function routeMessage(route: Route, forDelete: boolean): Uint8Array {
-  const { address, prefix } = parseCidr(route.destination);
+  const { family, address, prefix } = anyCidr(route.destination);
   const table = route.table ?? RT_TABLE_MAIN;
   const attrs: Uint8Array[] = [attrU32(RTA_TABLE, table)];
   if (prefix > 0) attrs.push(attr(RTA_DST, address));
   if (route.device !== undefined) attrs.push(attrU32(RTA_OIF, route.device));
-  if (route.gateway) attrs.push(attr(RTA_GATEWAY, parseIpv4(route.gateway)));
-  if (route.source) attrs.push(attr(RTA_PREFSRC, parseIpv4(route.source)));
+  if (route.gateway) attrs.push(attr(RTA_GATEWAY, anyAddress(route.gateway)));
+  if (route.source) attrs.push(attr(RTA_PREFSRC, anyAddress(route.source)));
   if (route.metric !== undefined) attrs.push(attrU32(RTA_PRIORITY, route.metric));
   return concat(
     rtmsg({
-      family: AF_INET,
+      family,
       dstLen: prefix,
       table,
       protocol: forDelete ? 0 : RTPROT_STATIC,
@@ -532,16 +577,20 @@ function describeRoute(route: Route): string {
     (route.table && route.table !== RT_TABLE_MAIN ? ` in table ${route.table}` : "");
 }
 
-/** The IPv4 routes of every table (destination, device, source, table, scope, type). */
-export function listRoutes(): Route[] {
-  return dump(sock(), { type: RTM_GETROUTE, payload: rtmsg({ family: AF_INET }) }, "list routes")
+/**
+ * The routes of every table (destination, device, source, table, scope, type): IPv4 unless
+ * `family` is AF_INET6.
+ */
+export function listRoutes(family = AF_INET): Route[] {
+  return dump(sock(), { type: RTM_GETROUTE, payload: rtmsg({ family }) }, "list routes")
     .filter((message) => message.type === RTM_NEWROUTE)
     .map((message) => {
       const header = message.payload;
       const attrs = attrTable(header.subarray(12));
       const dst = attrs.get(RTA_DST);
+      const none = family === AF_INET6 ? "::" : "0.0.0.0";
       const route: Route = {
-        destination: `${dst ? formatIpv4(dst) : "0.0.0.0"}/${header[1]}`,
+        destination: `${dst ? formatAny(family, dst) : none}/${header[1]}`,
         table: attrs.has(RTA_TABLE) ? u32(attrs.get(RTA_TABLE)!) : header[4],
         scope: header[6],
         type: header[7],
@@ -549,9 +598,9 @@ export function listRoutes(): Route[] {
       const oif = attrs.get(RTA_OIF);
       if (oif) route.device = u32(oif);
       const gateway = attrs.get(RTA_GATEWAY);
-      if (gateway) route.gateway = formatIpv4(gateway);
+      if (gateway) route.gateway = formatAny(family, gateway);
       const source = attrs.get(RTA_PREFSRC);
-      if (source) route.source = formatIpv4(source);
+      if (source) route.source = formatAny(family, source);
       return route;
     });
 }
@@ -625,7 +674,7 @@ export interface Rule {
   protocol?: number;
   /** FR_ACT_*; 1 (look up `table`) when not given. */
   action?: number;
-  /** Source prefix, "10.244.1.5/32". */
+  /** Source prefix, "10.244.1.5/32" (IPv6 prefixes make an IPv6 rule). */
   from?: string;
   /** Destination prefix. */
   to?: string;
@@ -634,6 +683,13 @@ export interface Rule {
   oif?: string;
   fwmark?: number;
   fwmask?: number;
+  /** AF_INET6 for an IPv6 rule without prefixes; otherwise taken from them (IPv4 by default). */
+  family?: number;
+}
+
+function ruleFamily(rule: Rule): number {
+  const prefix = rule.from ?? rule.to;
+  return prefix ? anyCidr(prefix).family : rule.family ?? AF_INET;
 }
 
 function ruleMessage(rule: Rule): Uint8Array {
@@ -644,12 +700,12 @@ function ruleMessage(rule: Rule): Uint8Array {
   let dstLen = 0;
   let srcLen = 0;
   if (rule.from) {
-    const { address, prefix } = parseCidr(rule.from);
+    const { address, prefix } = anyCidr(rule.from);
     srcLen = prefix;
     attrs.push(attr(FRA_SRC, address));
   }
   if (rule.to) {
-    const { address, prefix } = parseCidr(rule.to);
+    const { address, prefix } = anyCidr(rule.to);
     dstLen = prefix;
     attrs.push(attr(FRA_DST, address));
   }
@@ -660,7 +716,7 @@ function ruleMessage(rule: Rule): Uint8Array {
   if (rule.protocol !== undefined) attrs.push(attrU8(FRA_PROTOCOL, rule.protocol));
   return concat(
     rtmsg({
-      family: AF_INET,
+      family: ruleFamily(rule),
       dstLen,
       srcLen,
       table: rule.table,
@@ -678,11 +734,11 @@ function describeRule(rule: Rule): string {
     ")";
 }
 
-/** The IPv4 policy rules, in the kernel's order. */
-export function listRules(): Rule[] {
+/** The policy rules of one family (IPv4 by default), in the kernel's order. */
+export function listRules(family = AF_INET): Rule[] {
   return dump(
     sock(),
-    { type: RTM_GETRULE, payload: rtmsg({ family: AF_INET }) },
+    { type: RTM_GETRULE, payload: rtmsg({ family }) },
     "list policy rules",
   )
     .filter((message) => message.type === RTM_NEWRULE)
@@ -694,10 +750,11 @@ export function listRules(): Rule[] {
         table: attrs.has(FRA_TABLE) ? u32(attrs.get(FRA_TABLE)!) : header[4],
         action: header[7],
       };
+      if (family !== AF_INET) rule.family = family;
       const src = attrs.get(FRA_SRC);
-      if (src) rule.from = `${formatIpv4(src)}/${header[2]}`;
+      if (src) rule.from = `${formatAny(family, src)}/${header[2]}`;
       const dst = attrs.get(FRA_DST);
-      if (dst) rule.to = `${formatIpv4(dst)}/${header[1]}`;
+      if (dst) rule.to = `${formatAny(family, dst)}/${header[1]}`;
       const iif = attrs.get(FRA_IIFNAME);
       if (iif) rule.iif = str(iif);
       const oif = attrs.get(FRA_OIFNAME);
