@@ -365,3 +365,44 @@ netnsTest(
     });
   },
 );
+
+netnsTest(
+  "lab: several NICs over IPv6 — masquerade and a link-local Multus network both serve fd00:ec2::254",
+  async (t) => {
+    await withLab(async (lab) => {
+      const pod = await createPod(lab);
+      const guest = await createGuest(lab);
+      const identity = labIdentity("vm-v6-multi");
+      const sidecar = await startSidecar(lab, pod.ns, { identity });
+      const logs = () => sidecar;
+      await addMasqueradeNic(pod, guest, { guestInterface: "eth0" });
+      await makeIpv6Only(
+        guest,
+        "eth0",
+        `${MASQUERADE_V6.guestIp}/${MASQUERADE_V6.prefix}`,
+        MASQUERADE_V6.gateway,
+      );
+      const multus = await addMultusNic(pod, guest, {
+        network: "storage-v6",
+        guestInterface: "eth1",
+        ordinal: 1,
+      });
+      const linkLocal = await linkLocalAddress(guest.ns, multus.guestInterface);
+      // A socket bound to eth1 uses this route, from the link-local address (without the hint
+      // the guest would pick its global fd10:0:2::2 and get the answer on eth0); one bound to
+      // eth0 uses its default route.
+      await ipBatch(guest.ns, [
+        `route add ${METADATA_ADDRESS_V6}/128 dev eth1 src ${linkLocal}`,
+      ]);
+
+      const clients = { eth0: MASQUERADE_V6.guestIp, eth1: linkLocal };
+      for (const [nic, client] of Object.entries(clients)) {
+        await step(t, `the guest is served through ${nic} (as ${client})`, logs, async () => {
+          await waitUntilServed(guest.ns, identity, { ...V6, interface: nic });
+          await assertServed(guest.ns, identity, { ...V6, interface: nic });
+          await sidecar.waitForLog((line) => line.msg === "request" && line.client === client);
+        });
+      }
+    });
+  },
+);

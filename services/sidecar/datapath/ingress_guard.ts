@@ -21,8 +21,8 @@
  * host on the VM's network can claim the address; in forward, the sidecar's veth exchanges
  * IPv6 with VM ports only (its neighbour solicitations and multicast reports never leave the
  * pod, and nothing from outside reaches it), and the VM's packets and solicitations for
- * fd00:ec2::254 go nowhere but the sidecar's veth (with bridge binding, where nothing redirects
- * them yet, they are dropped rather than sent towards the node).
+ * fd00:ec2::254 go nowhere but the sidecar's veth (should the interception be off, a
+ * bridge-binding guest's requests are dropped rather than sent towards the node).
  *
  * Installed once at start-up, replaced atomically (idempotent), and left in place on exit
  * like the rest of the sidecar's network set-up. CAP_NET_ADMIN only.
