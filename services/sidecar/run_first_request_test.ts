@@ -14,6 +14,7 @@ import { step, withLab } from "../../testing/netns/lab_steps.ts";
 import { curl, hasHostRoute, neighbourMac, routeDevice } from "../../testing/netns/probes.ts";
 import {
   labIdentity,
+  type LogLine,
   logMatching,
   type Sidecar,
   startSidecar,
@@ -32,6 +33,16 @@ const NETWORKS = [
   { network: "ll-a", guestInterface: "eth0", address: "169.254.100.100" },
   { network: "ll-b", guestInterface: "eth1", address: "169.254.200.200" },
 ] as const;
+
+/**
+ * The sidecar's log line saying it serves `bridge` through a VM port: the bridge is attached
+ * (its veth exists) and the ARP responder announces the address through that port.
+ */
+function servingVmPort(bridge: string): (line: LogLine) => boolean {
+  return (line) =>
+    typeof line.msg === "string" && line.msg.startsWith("ARP responder listening on") &&
+    line.bridge === bridge && String(line.vmPorts).startsWith("tap");
+}
 
 /** The guest's first request through `guestInterface`: one try, 3 s at most, no retry loop. */
 async function firstRequest(
@@ -69,6 +80,9 @@ netnsTest(
       }
 
       await step(t, "the guest cached the sidecar's MAC from its announcement", logs, async () => {
+        // Each bridge is attached by a reconcile that follows its own link events, so the
+        // second one may still be under way when the NICs are in place.
+        for (const nic of nics) await sidecar.waitForLog(servingVmPort(nic.bridge));
         const macs = await sidecarMacs(pod.ns);
         assertEquals(macs.length, 2, "one sidecar interface per bridge");
         for (const nic of nics) {
@@ -118,10 +132,7 @@ netnsTest(
           await ipBatch(pod.ns, nics.map((nic) => `route del ${nic.address}/32`));
           for (const nic of nics) assertEquals(await hasHostRoute(pod.ns, nic.address), false);
           sidecar = await startSidecar(lab, pod.ns, { identity });
-          await sidecar.waitForLog((line) =>
-            typeof line.msg === "string" && line.msg.startsWith("ARP responder listening on") &&
-            line.bridge === nics[1].bridge && String(line.vmPorts).startsWith("tap")
-          );
+          for (const nic of nics) await sidecar.waitForLog(servingVmPort(nic.bridge));
           for (const nic of nics) {
             assert(await neighbourMac(guest.ns, METADATA_ADDRESS, nic.guestInterface));
             await firstRequest(guest.ns, nic.guestInterface, identity);
