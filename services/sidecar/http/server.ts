@@ -78,11 +78,15 @@ export function startMetadataServer(
     options.onListen,
   );
   const servers = [server];
-  try {
-    for (const extra of options.alsoListen ?? []) servers.push(listen(extra.hostname, extra.port));
-  } catch (error) {
-    for (const started of servers) started.shutdown();
-    throw error;
+  for (const extra of options.alsoListen ?? []) {
+    try {
+      servers.push(listen(extra.hostname, extra.port));
+    } catch (error) {
+      // The first address is the one every guest can use; the others are extra.
+      log.warn(`cannot serve on ${extra.hostname}:${extra.port}; serving on the other addresses`, {
+        error,
+      });
+    }
   }
   const shutdownAll = () => Promise.all(servers.map((each) => each.shutdown())).then(() => {});
   options.signal?.addEventListener("abort", shutdownAll);
