@@ -4,9 +4,14 @@
  * configuration loader for every rendered case, and every value arrives.
  */
 import { assertEquals } from "../../testing/assert.ts";
-import { WEBHOOK_ENV } from "../../services/shared/contract.ts";
+import { GUEST_ROUTE_IDLE_SECONDS, WEBHOOK_ENV } from "../../services/shared/contract.ts";
 import { envFrom } from "../../services/shared/settings.ts";
-import { loadWebhookConfig, type WebhookConfig } from "../../services/webhook/config.ts";
+import {
+  ANNOTATION_PATTERN,
+  loadWebhookConfig,
+  MAX_ALLOWED_ANNOTATIONS,
+  type WebhookConfig,
+} from "../../services/webhook/config.ts";
 import { CASES, CHANGED_CONFIG, CHANGED_SETTINGS } from "./cases.ts";
 import { type K8sObject, needsHelm, render, type Rendered, template } from "../../testing/helm.ts";
 
@@ -130,4 +135,21 @@ Deno.test({
     const larger = await render("helm", { webhook: { resources: { limits: { memory: "1Gi" } } } });
     assertEquals(loadRendered(larger).memoryLimitBytes, 2 ** 30);
   },
+});
+
+Deno.test("the values schema bounds the new sidecar settings exactly as the webhook does", async () => {
+  const schema = JSON.parse(
+    await Deno.readTextFile(new URL("../values.schema.json", import.meta.url)),
+  );
+  const sidecar = schema.properties.sidecar.properties;
+  assertEquals(
+    new RegExp(sidecar.allowedAnnotations.items.pattern).source,
+    ANNOTATION_PATTERN.source,
+  );
+  assertEquals(sidecar.allowedAnnotations.maxItems, MAX_ALLOWED_ANNOTATIONS);
+  const idle = sidecar.network.properties.guestRouteIdleSeconds;
+  assertEquals([idle.minimum, idle.maximum], [
+    GUEST_ROUTE_IDLE_SECONDS.min,
+    GUEST_ROUTE_IDLE_SECONDS.max,
+  ]);
 });
