@@ -32,7 +32,9 @@ Deno.test("defaults: listen address, token path, rate limit, log level, networki
     bridgeIntercept: true,
     passt: true,
     guestRouteIdleMs: 300_000,
+    hopLimit: 1,
   });
+  assertEquals(config.sessionsRequired, false);
 });
 
 Deno.test("every variable is read", () => {
@@ -55,6 +57,8 @@ Deno.test("every variable is read", () => {
     IMDS_BRIDGE_INTERCEPT: "off",
     IMDS_PASST: "no",
     IMDS_GUEST_ROUTE_IDLE_SECONDS: "2.5",
+    IMDS_HOP_LIMIT: "0",
+    IMDS_SESSIONS_REQUIRED: "true",
   });
   assertEquals(config.listen, { hostname: "127.0.0.1", port: 8080 });
   assertEquals(config.tokenPath, "/run/token");
@@ -86,7 +90,9 @@ Deno.test("every variable is read", () => {
     bridgeIntercept: false,
     passt: false,
     guestRouteIdleMs: 2500,
+    hopLimit: 0,
   });
+  assertEquals(config.sessionsRequired, true);
 });
 
 Deno.test("the VM name falls back to the pod name; without either it is required", () => {
@@ -127,6 +133,9 @@ Deno.test("malformed values name their variable", () => {
     ["IMDS_RATE_LIMIT_BURST", "2.5", /whole number/],
     ["IMDS_LOG_LEVEL", "verbose", /expected one of debug, info, warn, error/],
     ["IMDS_ARP_RESPONDER", "maybe", /expected true or false/],
+    ["IMDS_HOP_LIMIT", "256", /must be at most 255/],
+    ["IMDS_HOP_LIMIT", "1.5", /whole number/],
+    ["IMDS_SESSIONS_REQUIRED", "sometimes", /expected true or false/],
     ["IMDS_BRIDGE_INTERCEPT", "2", /expected true or false/],
     ["IMDS_PASST", "y", /expected true or false/],
     ["IMDS_GUEST_ROUTE_IDLE_SECONDS", "0", /must be at least 1/],
