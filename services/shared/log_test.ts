@@ -43,3 +43,13 @@ Deno.test("isoTime formats like Date.prototype.toISOString", () => {
   for (let ms = 0; ms < 4e12; ms += 9_876_543_210.987) samples.push(Math.floor(ms));
   for (const ms of samples) assertEquals(isoTime(ms), new Date(ms).toISOString());
 });
+
+Deno.test("a line keeps its field order, and a field named like a line's own replaces it", () => {
+  const { lines, log } = capture("info");
+  log.info('quoted "path"', { path: '/a"b\\c', status: 200, gone: undefined });
+  log.info("override", { component: "other", level: "custom" });
+  assertEquals(Object.keys(lines[0]), ["time", "level", "component", "msg", "path", "status"]);
+  assertEquals(lines[0].path, '/a"b\\c');
+  assertEquals(lines[0].msg, 'quoted "path"');
+  assertEquals([lines[1].component, lines[1].level], ["other", "custom"]);
+});

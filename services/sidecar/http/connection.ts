@@ -24,10 +24,9 @@ import {
   MAX_HEAD_BYTES,
   parseRequestHead,
   type ProtocolError,
-  type RequestHead,
   tooLarge,
 } from "./request_head.ts";
-import { responseBytes } from "./response_bytes.ts";
+import { framedResponse, hasCloseToken, responseBytes } from "./response_bytes.ts";
 
 /** What a handler learns about the connection a request came on. */
 export interface ConnectionInfo {
@@ -83,8 +82,13 @@ export async function serveConnection(
     while (!context.stopping()) {
       slot.awaitRequest(first);
       first = false;
-      const parsed = await readHead(reader);
-      if (parsed === undefined) return; // the client closed between requests
+      // Awaits only when the buffer holds no complete head (each await costs a turn).
+      let parsed = headInBuffer(reader, 0);
+      while ("scanned" in parsed) {
+        // One byte beyond the limit, so an oversized head is recognised as such.
+        if (!(await reader.fill(MAX_HEAD_BYTES + 1))) return; // the client closed between requests
+        parsed = headInBuffer(reader, parsed.scanned);
+      }
       const { result, length } = parsed;
       slot.handling();
       if ("protocolError" in result) {
@@ -105,7 +109,7 @@ export async function serveConnection(
       });
       let response: Response;
       try {
-        response = await context.handler({
+        const answer = context.handler({
           method: head.method,
           path: head.path,
           query: head.query,
@@ -115,12 +119,15 @@ export async function serveConnection(
             ? body.stream
             : null,
         }, info);
+        response = answer instanceof Promise ? await answer : answer;
       } catch (error) {
         response = context.onError(error);
       }
-      const close = context.stopping() || (body !== undefined && !body.complete()) ||
-        endsConnection(head, response);
-      const bytes = await responseBytes(response, { head: head.method === "HEAD", close });
+      const { bytes, close } = await framedResponse(response, {
+        head: head.method === "HEAD",
+        close: context.stopping() || (body !== undefined && !body.complete()) ||
+          head.version === "HTTP/1.0" || hasCloseToken(head.headers.get("connection")),
+      });
       if (close) {
         await respondAndClose(conn, slot, bytes);
         return;
@@ -138,35 +145,26 @@ export async function serveConnection(
   }
 }
 
-/** The next request head (or why it is refused), and its length; undefined if the client closed. */
-async function readHead(
+/**
+ * The request head at the start of the buffer (or why it is refused) and its
+ * length; else how far the buffer has been searched, to go on from there once
+ * more has arrived. Empty lines before a request line are dropped.
+ */
+function headInBuffer(
   reader: ConnectionReader,
-): Promise<{ result: HeadResult; length: number } | undefined> {
-  let scanned = 0;
-  while (true) {
-    const skip = leadingEmptyLines(reader.bytes(), reader.bytes().length);
-    if (skip > 0) {
-      reader.consume(skip);
-      scanned = 0;
-    }
-    const bytes = reader.bytes();
-    const end = findHeadEnd(bytes, 0, scanned);
-    if (end >= 0) return { result: parseRequestHead(bytes.subarray(0, end)), length: end };
-    if (bytes.length > MAX_HEAD_BYTES) return { result: { protocolError: tooLarge() }, length: 0 };
-    scanned = bytes.length;
-    // One byte beyond the limit, so an oversized head is recognised as such.
-    if (!(await reader.fill(MAX_HEAD_BYTES + 1))) return undefined;
+  scanned: number,
+): { result: HeadResult; length: number } | { scanned: number } {
+  let bytes = reader.bytes();
+  const skip = leadingEmptyLines(bytes, bytes.length);
+  if (skip > 0) {
+    reader.consume(skip);
+    bytes = reader.bytes();
+    scanned = 0;
   }
-}
-
-function endsConnection(head: RequestHead, response: Response): boolean {
-  if (head.version === "HTTP/1.0") return true;
-  return hasToken(head.headers.get("connection"), "close") ||
-    hasToken(response.headers.get("connection") ?? undefined, "close");
-}
-
-function hasToken(value: string | undefined, token: string): boolean {
-  return value !== undefined && value.toLowerCase().split(",").some((t) => t.trim() === token);
+  const end = findHeadEnd(bytes, 0, scanned);
+  if (end >= 0) return { result: parseRequestHead(bytes.subarray(0, end)), length: end };
+  if (bytes.length > MAX_HEAD_BYTES) return { result: { protocolError: tooLarge() }, length: 0 };
+  return { scanned: bytes.length };
 }
 
 function protocolErrorResponse(

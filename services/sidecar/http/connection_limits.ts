@@ -172,7 +172,7 @@ export function createConnectionTable(
       const enter = (phase: Phase, ms: number) => {
         if (entry.phase === "closing" && phase !== "closing") return;
         entry.phase = phase;
-        entry.deadline = performance.now() + ms;
+        entry.deadline = ms === Infinity ? Infinity : performance.now() + ms;
       };
       return {
         client,

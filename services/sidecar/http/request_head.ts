@@ -77,6 +77,8 @@ export function leadingEmptyLines(bytes: Uint8Array, end: number): number {
 const latin1 = new TextDecoder("latin1");
 /** Methods a Request object cannot carry (fetch's forbidden methods). */
 const UNSUPPORTED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+/** Methods known to be valid tokens of upper-case letters: no pattern needs to check them. */
+const COMMON_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const REQUEST_LINE = /^([^ ]+) ([^ ]+) ([^ ]+)$/;
 const TARGET = /^[\x21-\x7e]+$/;
@@ -102,8 +104,9 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult {
     return badRequest("the request line is not METHOD TARGET HTTP/1.1");
   }
   const [, method, target, version] = requestLine;
-  if (!TOKEN.test(method)) return badRequest("the method is not a valid token");
-  if (!/^[A-Z]+$/.test(method) || UNSUPPORTED_METHODS.has(method)) {
+  const common = COMMON_METHODS.has(method);
+  if (!common && !TOKEN.test(method)) return badRequest("the method is not a valid token");
+  if (!common && (!/^[A-Z]+$/.test(method) || UNSUPPORTED_METHODS.has(method))) {
     return {
       protocolError: {
         status: 501,
@@ -113,7 +116,9 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult {
       },
     };
   }
-  if (!HTTP_VERSION.test(version)) return badRequest(`"${clip(version)}" is not an HTTP version`);
+  if (version !== "HTTP/1.1" && !HTTP_VERSION.test(version)) {
+    return badRequest(`"${clip(version)}" is not an HTTP version`);
+  }
   if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
     return {
       protocolError: {

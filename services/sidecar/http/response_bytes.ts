@@ -48,22 +48,44 @@ export async function responseBytes(
   response: Response,
   framing: ResponseFraming,
 ): Promise<Uint8Array> {
+  return (await framedResponse(response, framing)).bytes;
+}
+
+/**
+ * The response's bytes, and whether the connection ends after it: when
+ * `framing.close` says so, or when the handler's own Connection header has
+ * the `close` token (found in the same pass over the headers).
+ */
+export async function framedResponse(
+  response: Response,
+  framing: ResponseFraming,
+): Promise<{ bytes: Uint8Array; close: boolean }> {
   // Not `response.body`: that getter builds a ReadableStream, the dearest part of an answer.
   const body = await response.bytes();
+  let close = framing.close;
   let head = `HTTP/1.1 ${response.status} ${REASONS[response.status] ?? ""}\r\n`;
   for (const [name, value] of response.headers) {
     if (!FRAMING.has(name)) head += `${name}: ${value}\r\n`;
+    else if (name === "connection" && !close) close = hasCloseToken(value);
   }
   head += `content-length: ${body.length}\r\n`;
   if (framing.date !== false) head += `date: ${httpDate(framing.now ?? Date.now())}\r\n`;
-  if (framing.close) head += "connection: close\r\n";
+  if (close) head += "connection: close\r\n";
   head += "\r\n";
-  const headBytes = encoder.encode(head);
-  if (framing.head || body.length === 0) return headBytes;
-  const bytes = new Uint8Array(headBytes.length + body.length);
-  bytes.set(headBytes);
-  bytes.set(body, headBytes.length);
-  return bytes;
+  if (framing.head || body.length === 0) return { bytes: encoder.encode(head), close };
+  // One buffer for head and body: the head is at most a few hundred bytes.
+  const bytes = new Uint8Array(head.length * 3 + body.length);
+  const { written } = encoder.encodeInto(head, bytes);
+  bytes.set(body, written);
+  return { bytes: bytes.subarray(0, written + body.length), close };
+}
+
+/** True when a Connection header value lists the `close` token. */
+export function hasCloseToken(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const lower = value.toLowerCase();
+  if (lower === "close") return true;
+  return lower.split(",").some((token) => token.trim() === "close");
 }
 
 const DAYS = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday

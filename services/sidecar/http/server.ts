@@ -236,6 +236,9 @@ function answer(
 /** The first header that says a proxy relayed the request, if any. */
 function relayedBy(fields: ReadonlyMap<string, string>): string | undefined {
   for (const name of fields.keys()) {
+    // Every proxy header starts with f, v or x: most names need no pattern.
+    const first = name.charCodeAt(0);
+    if (first !== 0x66 && first !== 0x76 && first !== 0x78) continue;
     if (PROXY_HEADERS.test(name.replaceAll("_", "-"))) return name;
   }
   return undefined;
