@@ -322,3 +322,153 @@ export function printTable(title: string, header: string[], rows: string[][]): v
 }
 
 export const fixed = (value: number, digits = 2): string => value.toFixed(digits);
+
+/**
+ * Private (anonymous) memory of a process in MiB, from /proc/<pid>/smaps_rollup:
+ * what one more copy of the process adds when its binary's pages are shared.
+ */
+export function anonymousMiB(pid: number): number {
+  const rollup = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
+  const match = /^Anonymous:\s+(\d+)\s+kB/m.exec(rollup);
+  if (!match) throw new Error(`no Anonymous line for process ${pid}`);
+  return Number(match[1]) / 1024;
+}
+
+/**
+ * Keeps `concurrency` raw keep-alive connections (rawConnection) busy for
+ * `durationMs`: far less client work per request than fetch, so on a small
+ * machine the server, not the load generator, is what saturates.
+ */
+export async function loadAtConcurrencyRaw(options: {
+  hostname: string;
+  port: number;
+  path: string;
+  headers?: Record<string, string>;
+  concurrency: number;
+  durationMs: number;
+  warmupMs?: number;
+}): Promise<LoadResult> {
+  if (options.warmupMs) {
+    await loadAtConcurrencyRaw({ ...options, durationMs: options.warmupMs, warmupMs: 0 });
+  }
+  const connections = await Promise.all(
+    Array.from(
+      { length: options.concurrency },
+      () => rawConnection(options.hostname, options.port),
+    ),
+  );
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const deadline = started + options.durationMs;
+  try {
+    await Promise.all(connections.map(async (connection) => {
+      while (performance.now() < deadline) {
+        const sent = performance.now();
+        try {
+          const status = await connection.get(options.path, options.headers ?? {});
+          if (status >= 200 && status < 300) latencies.push(performance.now() - sent);
+          else errors++;
+        } catch {
+          errors++;
+          return;
+        }
+      }
+    }));
+  } finally {
+    for (const connection of connections) connection.close();
+  }
+  return loadResult(latencies, errors, started);
+}
+
+/**
+ * The server's CPU time (user + system, from /proc) per request, in µs, over
+ * exactly `requests` GETs sent on `connections` raw keep-alive connections.
+ */
+export async function cpuPerRequest(options: {
+  pid: number;
+  hostname: string;
+  port: number;
+  path: string;
+  headers?: Record<string, string>;
+  requests: number;
+  connections: number;
+}): Promise<number> {
+  const pool = await Promise.all(
+    Array.from(
+      { length: options.connections },
+      () => rawConnection(options.hostname, options.port),
+    ),
+  );
+  const each = Math.ceil(options.requests / options.connections);
+  const before = cpuMs(options.pid);
+  try {
+    await Promise.all(pool.map(async (connection) => {
+      for (let i = 0; i < each; i++) {
+        const status = await connection.get(options.path, options.headers ?? {});
+        if (status !== 200) throw new Error(`status ${status}`);
+      }
+    }));
+  } finally {
+    for (const connection of pool) connection.close();
+  }
+  return (cpuMs(options.pid) - before) * 1000 / (each * options.connections);
+}
+
+/**
+ * Starts a server process and times it from the spawn to its first 200 on
+ * `path` (polled every millisecond over fresh connections). Output is discarded.
+ */
+export async function startTimed(options: {
+  command?: string;
+  args: string[];
+  env?: Record<string, string>;
+  port: number;
+  path: string;
+  timeoutMs?: number;
+}): Promise<{ pid: number; coldStartMs: number; stop(): Promise<void> }> {
+  const started = performance.now();
+  const child = new Deno.Command(options.command ?? Deno.execPath(), {
+    args: options.args,
+    env: options.env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already exited */ }
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+    }, 3000);
+    await child.status;
+    clearTimeout(timer);
+  };
+  const deadline = started + (options.timeoutMs ?? 10_000);
+  while (true) {
+    try {
+      const connection = await rawConnection("127.0.0.1", options.port);
+      try {
+        if (await connection.get(options.path, {}) === 200) {
+          return { pid: child.pid, coldStartMs: performance.now() - started, stop };
+        }
+      } finally {
+        connection.close();
+      }
+    } catch { /* not listening yet */ }
+    if (performance.now() > deadline) {
+      await stop();
+      throw new Error(`no 200 on ${options.path} within ${options.timeoutMs ?? 10_000} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+/** "met" or "NOT met" for a ratio against its bound. */
+export function verdict(ratio: number, bound: number, direction: "at most" | "at least"): string {
+  const met = direction === "at most" ? ratio <= bound : ratio >= bound;
+  return met ? "met" : "NOT met";
+}
