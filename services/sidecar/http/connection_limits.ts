@@ -17,6 +17,7 @@
  */
 
 import type { Logger } from "../../shared/log.ts";
+import { repeat } from "../../shared/sleep.ts";
 
 export interface ConnectionLimits {
   headerTimeoutMs: number;
@@ -151,9 +152,9 @@ export function createConnectionTable(
       reasons = {};
     }
   };
-  // A real timer: under --single-threaded, Atomics.waitAsync timeouts never fire.
-  const timer = setInterval(sweep, limits.sweepIntervalMs);
-  Deno.unrefTimer(timer);
+  // A real timer (under --single-threaded, Atomics.waitAsync timeouts never
+  // fire), and not setInterval, which loads Node.js timers (see sleep.ts).
+  const sweeps = repeat(limits.sweepIntervalMs, sweep);
 
   return {
     admit(conn, client) {
@@ -209,6 +210,6 @@ export function createConnectionTable(
     closeAll() {
       for (const entry of entries) close(entry, undefined);
     },
-    stop: () => clearInterval(timer),
+    stop: () => sweeps.stop(),
   };
 }

@@ -10,6 +10,7 @@
 
 import { errorResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
+import { sleep } from "../../shared/sleep.ts";
 import {
   type ConnectionInfo,
   type HttpRequest,
@@ -75,16 +76,21 @@ export function serveHttp1(options: Http1ServerOptions, handler: RequestHandler)
 
   /** Since when accept(2) has been failing, and why; undefined while it works. */
   let failing: { since: number; last: number; error: string; attempts: number } | undefined;
-  let recovery: ReturnType<typeof setTimeout> | undefined;
   /** Logs the end of a failure episode once accept(2) has not failed for ACCEPT_RECOVERED_MS. */
-  const recovered = (): void => {
-    if (failing === undefined) return;
-    log.info("accepting connections again", {
-      error: failing.error,
-      failedAttempts: failing.attempts,
-      afterMs: Math.round(failing.last - failing.since),
-    });
-    failing = undefined;
+  const watchRecovery = async (): Promise<void> => {
+    while (failing !== undefined && !stopping) {
+      const wait = failing.last + ACCEPT_RECOVERED_MS - performance.now();
+      if (wait > 0) {
+        await sleep(wait);
+        continue;
+      }
+      log.info("accepting connections again", {
+        error: failing.error,
+        failedAttempts: failing.attempts,
+        afterMs: Math.round(failing.last - failing.since),
+      });
+      failing = undefined;
+    }
   };
   const acceptFailed = (error: unknown): void => {
     const code = (error as { code?: string }).code ?? String(error);
@@ -103,10 +109,7 @@ export function serveHttp1(options: Http1ServerOptions, handler: RequestHandler)
     }
     failing.attempts++;
     failing.last = now;
-    clearTimeout(recovery);
-    const timer = setTimeout(recovered, ACCEPT_RECOVERED_MS);
-    Deno.unrefTimer(timer);
-    recovery = timer;
+    if (failing.attempts === 1) watchRecovery();
   };
 
   const acceptLoop = async (): Promise<void> => {
@@ -117,7 +120,7 @@ export function serveHttp1(options: Http1ServerOptions, handler: RequestHandler)
       } catch (error) {
         if (stopping) break;
         acceptFailed(error);
-        await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+        await sleep(ACCEPT_RETRY_MS);
         continue;
       }
       const remote = conn.remoteAddr as Deno.NetAddr;
@@ -140,13 +143,8 @@ export function serveHttp1(options: Http1ServerOptions, handler: RequestHandler)
         listener.close();
       } catch { /* already closed */ }
       await accepting;
-      clearTimeout(recovery);
       table.closeIdle("stopping");
-      const grace = new Promise((resolve) => {
-        const timer = setTimeout(resolve, STOP_GRACE_MS);
-        Deno.unrefTimer(timer);
-      });
-      await Promise.race([Promise.all(connections), grace]);
+      await Promise.race([Promise.all(connections), sleep(STOP_GRACE_MS)]);
       table.closeAll();
       await Promise.all(connections);
       table.stop();
