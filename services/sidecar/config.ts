@@ -89,22 +89,6 @@ export interface PodNetworksConfig {
   expectedInterfaces: string[];
 }
 
-/** Where /v1/instance reads the pod's labels and annotations (downward API files). */
-export interface InstanceConfig {
-  labelsFile?: string;
-  annotationsFile?: string;
-  /** Annotation keys, or prefixes ending in `*`, guests may read. */
-  allowedAnnotations: string[];
-}
-
-/** Generating network-config from the pod's Multus network-status. */
-export interface PodNetworksConfig {
-  statusFile: string;
-  subnets: IpSubnet[];
-  /** Pod interfaces network-status must list before the document is complete. */
-  expectedInterfaces: string[];
-}
-
 export interface SidecarConfig {
   listen: HostPort;
   /** The default ServiceAccount token file, re-read on every request. */

@@ -334,48 +334,61 @@ netnsTest("lab: passt — the service is reachable from inside the pod's namespa
   });
 });
 
-netnsTest("lab: several NICs — masquerade and a legacy-named Multus network both work", async (t) => {
-  await withLab(async (lab) => {
-    const pod = await createPod(lab);
-    const guest = await createGuest(lab);
-    const identity = labIdentity("vm-multi");
-    const sidecar = await startSidecar(lab, pod.ns, { identity });
-    const logs = () => sidecar;
-    await addMasqueradeNic(pod, guest, { guestInterface: "eth0" });
-    const multus = await addMultusNic(pod, guest, {
-      network: "storage",
-      guestInterface: "eth1",
-      ordinal: 1,
-    });
-    await configureGuestAddress(guest, multus.guestInterface, `${GUEST_LINK_LOCAL}/16`);
-
-    const clients = { eth0: MASQUERADE.guestIp, eth1: GUEST_LINK_LOCAL };
-    for (const [nic, client] of Object.entries(clients)) {
-      await step(t, `the guest is served through ${nic} (as ${client})`, logs, async () => {
-        await waitUntilServed(guest.ns, identity, { interface: nic });
-        await assertServed(guest.ns, identity, { interface: nic });
-        await sidecar.waitForLog((line) => line.msg === "request" && line.client === client);
+netnsTest(
+  "lab: several NICs — masquerade and a legacy-named Multus network both work",
+  async (t) => {
+    await withLab(async (lab) => {
+      const pod = await createPod(lab);
+      const guest = await createGuest(lab);
+      const identity = labIdentity("vm-multi");
+      const sidecar = await startSidecar(lab, pod.ns, { identity });
+      const logs = () => sidecar;
+      await addMasqueradeNic(pod, guest, { guestInterface: "eth0" });
+      const multus = await addMultusNic(pod, guest, {
+        network: "storage",
+        guestInterface: "eth1",
+        ordinal: 1,
       });
-    }
+      await configureGuestAddress(guest, multus.guestInterface, `${GUEST_LINK_LOCAL}/16`);
 
-    await step(t, "the link-local NIC resolved 169.254.169.254 to the sidecar", logs, async () => {
-      const macs = await sidecarMacs(pod.ns);
-      assertEquals(macs.length, 2, "one sidecar interface per bridge");
-      await assertSidecarAnswersArp(guest.ns, multus.guestInterface, macs);
-      await assertNoSidecarArpReplies(guest.ns, multus.guestInterface, [POD_NETWORK.podIp], macs);
+      const clients = { eth0: MASQUERADE.guestIp, eth1: GUEST_LINK_LOCAL };
+      for (const [nic, client] of Object.entries(clients)) {
+        await step(t, `the guest is served through ${nic} (as ${client})`, logs, async () => {
+          await waitUntilServed(guest.ns, identity, { interface: nic });
+          await assertServed(guest.ns, identity, { interface: nic });
+          await sidecar.waitForLog((line) => line.msg === "request" && line.client === client);
+        });
+      }
+
+      await step(
+        t,
+        "the link-local NIC resolved 169.254.169.254 to the sidecar",
+        logs,
+        async () => {
+          const macs = await sidecarMacs(pod.ns);
+          assertEquals(macs.length, 2, "one sidecar interface per bridge");
+          await assertSidecarAnswersArp(guest.ns, multus.guestInterface, macs);
+          await assertNoSidecarArpReplies(
+            guest.ns,
+            multus.guestInterface,
+            [POD_NETWORK.podIp],
+            macs,
+          );
+        },
+      );
+
+      await step(t, "the API is not reachable on the pod IP from the node", logs, async () => {
+        await assertPodIpUnreachable(pod, identity);
+      });
+
+      await step(
+        t,
+        "a neighbour routing 169.254.169.254 via the pod IP gets nothing",
+        logs,
+        async () => {
+          await assertNotRoutableThroughPod(pod, identity);
+        },
+      );
     });
-
-    await step(t, "the API is not reachable on the pod IP from the node", logs, async () => {
-      await assertPodIpUnreachable(pod, identity);
-    });
-
-    await step(
-      t,
-      "a neighbour routing 169.254.169.254 via the pod IP gets nothing",
-      logs,
-      async () => {
-        await assertNotRoutableThroughPod(pod, identity);
-      },
-    );
-  });
-});
+  },
+);
