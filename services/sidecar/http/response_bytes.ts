@@ -64,10 +64,11 @@ export async function framedResponse(
   const body = await response.bytes();
   let close = framing.close;
   let head = `HTTP/1.1 ${response.status} ${REASONS[response.status] ?? ""}\r\n`;
-  for (const [name, value] of response.headers) {
+  // forEach: about half the cost of for…of over Headers under --lite-mode.
+  response.headers.forEach((value, name) => {
     if (!FRAMING.has(name)) head += `${name}: ${value}\r\n`;
     else if (name === "connection" && !close) close = hasCloseToken(value);
-  }
+  });
   head += `content-length: ${body.length}\r\n`;
   if (framing.date !== false) head += `date: ${httpDate(framing.now ?? Date.now())}\r\n`;
   if (close) head += "connection: close\r\n";
