@@ -22,9 +22,9 @@ const SIDECAR = "services/sidecar/";
 const KERNEL = `${SIDECAR}kernel/`;
 const DATAPATH = `${SIDECAR}datapath/`;
 const HTTP = `${SIDECAR}http/`;
+const API = `${SIDECAR}api/`;
+const SHARED = "services/shared/";
 const WEBHOOK = "services/webhook/";
-/** The one kernel/ module http/ may use: the bare libc binding (shutdown(2) of slow clients). */
-const HTTP_MAY_USE = `${KERNEL}libc.ts`;
 /** What kernel/ may use outside itself: logging, which knows nothing about KubeVirt. */
 const KERNEL_MAY_USE = ["services/shared/log.ts"];
 
@@ -47,10 +47,15 @@ const RULES: Rule[] = [
         "contract.ts names or packages)"
       : undefined,
   ({ from, to }) =>
-    from.startsWith(HTTP) && !isTest(from) &&
-      (to.startsWith(DATAPATH) || (to.startsWith(KERNEL) && to !== HTTP_MAY_USE))
-      ? "http/ serves what the configuration holds and never reaches into datapath/ or " +
-        "kernel/ (only kernel/libc.ts, for shutdown(2) of slow clients)"
+    from.startsWith(HTTP) && !isTest(from) && inRepository(to) && !to.startsWith(HTTP) &&
+      !to.startsWith(SHARED)
+      ? "http/ is HTTP/1.1 and connection handling, knowing nothing of the metadata API: it " +
+        "imports only http/ and services/shared/ (no api/, datapath/, kernel/ or sidecar top level)"
+      : undefined,
+  ({ from, to }) =>
+    from.startsWith(API) && !isTest(from) && (to.startsWith(DATAPATH) || to.startsWith(KERNEL))
+      ? "api/ serves what the configuration and the mounted files hold and never reaches into " +
+        "datapath/ or kernel/"
       : undefined,
   ({ from, to }) =>
     isProduct(from) && (supportFolder(to) !== undefined || isTest(to))

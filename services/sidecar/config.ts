@@ -24,7 +24,7 @@ import {
   parseNumber,
   required,
 } from "../shared/settings.ts";
-import { type IpSubnet, parseSubnet } from "./http/ip_address.ts";
+import { type IpSubnet, parseSubnet } from "./api/ip_address.ts";
 
 /** Where a cloud-init document comes from. */
 export type ContentSource =

@@ -10,7 +10,7 @@
 
 import { createLogger } from "../shared/log.ts";
 import { type Env, processEnv } from "../shared/settings.ts";
-import { createPasswordStore } from "./http/password_store.ts";
+import { createPasswordStore } from "./api/password_store.ts";
 import { startSubcommand } from "./subcommand.ts";
 
 export function printPassword(args: string[], env: Env = processEnv): number {

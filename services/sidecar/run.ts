@@ -18,7 +18,7 @@
 
 import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../shared/contract.ts";
 import { type Env, processEnv } from "../shared/settings.ts";
-import { type MetadataServer, startMetadataServer } from "./http/server.ts";
+import { type MetadataServer, startMetadataServer } from "./api/server.ts";
 import { listenForStopSignal, startSubcommand } from "./subcommand.ts";
 import { ensureLoopbackAddress, ensureLoopbackAddressV6 } from "./datapath/attach.ts";
 import { installHopLimit } from "./datapath/hop_limit.ts";

@@ -6,7 +6,7 @@
 import type { Logger } from "../shared/log.ts";
 import { type Env, processEnv } from "../shared/settings.ts";
 import type { SidecarConfig } from "./config.ts";
-import { startMetadataServer } from "./http/server.ts";
+import { startMetadataServer } from "./api/server.ts";
 import { listenForStopSignal, startSubcommand } from "./subcommand.ts";
 
 /** Serves until SIGTERM/SIGINT, then stops accepting and finishes in-flight requests. */

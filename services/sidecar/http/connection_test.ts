@@ -10,7 +10,7 @@ import { envFrom } from "../../shared/settings.ts";
 import { loadSidecarConfig } from "../config.ts";
 import { DEFAULT_CONNECTION_LIMITS } from "./connection_limits.ts";
 import { serveHttp1 } from "./http1_server.ts";
-import { startMetadataServer } from "./server.ts";
+import { startMetadataServer } from "../api/server.ts";
 
 const encoder = new TextEncoder();
 const TOKEN = "header.eyJleHAiOjQxMDI0NDQ4MDB9.signature";

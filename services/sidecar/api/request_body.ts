@@ -7,7 +7,7 @@
  */
 
 import { errorResponse } from "../../shared/http_errors.ts";
-import { MalformedBody } from "./body_stream.ts";
+import { MalformedBody } from "../http/body_stream.ts";
 import type { PostRoute } from "./routes.ts";
 
 export async function receivePost(
