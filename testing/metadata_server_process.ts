@@ -14,7 +14,7 @@ import { createLogger } from "../services/shared/log.ts";
 import { processEnv } from "../services/shared/settings.ts";
 import { loadSidecarConfig } from "../services/sidecar/config.ts";
 import type { ConnectionLimits } from "../services/sidecar/http/connection_limits.ts";
-import { startMetadataServer } from "../services/sidecar/http/server.ts";
+import { startMetadataServer } from "../services/sidecar/api/server.ts";
 import { listenForStopSignal } from "../services/sidecar/subcommand.ts";
 import { denoRunTask } from "./deno_tasks.ts";
 import { freePort } from "./processes.ts";
