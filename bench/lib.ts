@@ -335,6 +335,36 @@ export function anonymousMiB(pid: number): number {
 }
 
 /**
+ * How much a server's resident memory grows, in MiB, while one client opens
+ * `count` connections and sends nothing: a server that sheds those beyond its
+ * caps stays flat, one that holds them all grows. Measured `settleMs` after the
+ * last connect; every connection is closed before returning.
+ */
+export async function rssGrowthUnderConnectionFlood(options: {
+  pid: number;
+  hostname: string;
+  port: number;
+  count: number;
+  settleMs?: number;
+}): Promise<number> {
+  const before = rssMiB(options.pid);
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < options.count; i++) {
+      conns.push(await Deno.connect({ hostname: options.hostname, port: options.port }));
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.settleMs ?? 500));
+    return rssMiB(options.pid) - before;
+  } finally {
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+  }
+}
+
+/**
  * Keeps `concurrency` raw keep-alive connections (rawConnection) busy for
  * `durationMs`: far less client work per request than fetch, so on a small
  * machine the server, not the load generator, is what saturates.

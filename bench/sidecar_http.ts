@@ -11,8 +11,10 @@
  * and idle private (anonymous) memory after a second's rest, p99 latency at a
  * steady 50 requests/s, server CPU per request over a fixed number of
  * requests (from /proc/PID/stat), requests/s and peak RSS with 32 keep-alive
- * connections. The load generator is a raw HTTP/1.1 client sharing the
- * machine's cores; figures are medians over rounds (the machine is noisy).
+ * connections, and how much RSS grows while one client opens 5,000
+ * connections (the sidecar sheds those beyond its caps). The load generator is
+ * a raw HTTP/1.1 client sharing the machine's cores; figures are medians over
+ * rounds (the machine is noisy).
  */
 
 import {
@@ -24,6 +26,7 @@ import {
   median,
   printTable,
   repositoryRoot as root,
+  rssGrowthUnderConnectionFlood,
   rssMiB,
   sampleRss,
   startTimed,
@@ -39,6 +42,8 @@ const RATE = 50;
 const RATE_MS = 6000;
 const CPU_REQUESTS = 10_000;
 const CPU_CONNECTIONS = 8;
+/** Connections one client opens at once, far beyond the sidecar's per-client cap. */
+const FLOOD_CONNECTIONS = 5000;
 const metadataHeaders = { Metadata: "true" };
 
 type Server = "sidecar" | "bare Deno.serve" | "sidecar bundle" | "Go net/http";
@@ -51,6 +56,7 @@ interface Measurement {
   cpuPerRequest: number;
   requestsPerSecond: number;
   peakRss: number;
+  floodRssGrowth: number;
   errors: number;
 }
 
@@ -88,6 +94,13 @@ async function measure(launch: Launch): Promise<Measurement> {
       durationMs: LOAD_MS,
       warmupMs: 300,
     });
+    const peakRss = sampler.stop();
+    const floodRssGrowth = await rssGrowthUnderConnectionFlood({
+      pid: server.pid,
+      hostname: "127.0.0.1",
+      port,
+      count: FLOOD_CONNECTIONS,
+    });
     return {
       coldStartMs: server.coldStartMs,
       idleRss,
@@ -95,7 +108,8 @@ async function measure(launch: Launch): Promise<Measurement> {
       p99AtRate: rate.latencies.p99,
       cpuPerRequest: cpu,
       requestsPerSecond: load.requestsPerSecond,
-      peakRss: sampler.stop(),
+      peakRss,
+      floodRssGrowth,
       errors: rate.errors + load.errors,
     };
   } finally {
@@ -230,6 +244,12 @@ async function main(): Promise<void> {
       name: `peak RSS, ${CONCURRENCY} connections, MiB`,
       get: (m) => m.peakRss,
       bound: 1.05,
+      direction: "at most",
+      digits: 1,
+    },
+    {
+      name: `RSS growth while one client opens ${FLOOD_CONNECTIONS} connections, MiB`,
+      get: (m) => m.floodRssGrowth,
       direction: "at most",
       digits: 1,
     },
