@@ -43,6 +43,16 @@ export function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** The value at `segments` below `root`; undefined where a member on the way is absent or not an object. */
+export function valueAt(
+  root: JsonValue | undefined,
+  segments: readonly string[],
+): JsonValue | undefined {
+  let current = root;
+  for (const segment of segments) current = isObject(current) ? current[segment] : undefined;
+  return current;
+}
+
 /**
  * An `add` that sets `root[...segments] = value`, creating the missing objects
  * on the way: the operation targets the first absent (or null) member and

@@ -13,7 +13,8 @@
  */
 
 import { METADATA_ADDRESS, NOCLOUD_SERIAL, NOCLOUD_SERIAL_V6 } from "../shared/contract.ts";
-import { addNested, isObject, type JsonObject, type JsonValue, pointer } from "./json_patch.ts";
+import { setDomainField } from "./domain_field.ts";
+import { type JsonObject, type JsonValue, pointer } from "./json_patch.ts";
 import { type Mutation, unchanged } from "./mutation.ts";
 import { quote } from "./opt_in.ts";
 
@@ -29,12 +30,6 @@ export function isKubevirtDefaultSerial(serial: JsonValue | undefined): boolean 
   return typeof serial === "string" && KUBEVIRT_DEFAULT_SERIAL.test(serial);
 }
 
-function child(value: JsonValue | undefined, path: readonly string[]): JsonValue | undefined {
-  let current = value;
-  for (const key of path) current = isObject(current) ? current[key] : undefined;
-  return current;
-}
-
 /** The serials this webhook writes: IPv4 and IPv6 seed URLs (ANNOTATIONS.seedAddress picks). */
 const OUR_SERIALS: readonly string[] = [NOCLOUD_SERIAL, NOCLOUD_SERIAL_V6];
 
@@ -48,36 +43,31 @@ export function nocloudSerial(
   domainAt: readonly string[],
   wanted: string = NOCLOUD_SERIAL,
 ): Mutation {
-  const serialAt = [...domainAt, "firmware", "serial"];
-  const field = serialAt.join(".");
-  const serial = child(vm, serialAt);
-  if (serial === undefined || serial === null || serial === "") {
-    const operation = addNested(vm, serialAt, wanted);
-    if (!operation) {
-      return unchanged("serial path blocked", [
-        `${field} could not be set: a field on the way is not an object`,
+  const field = {
+    at: ["firmware", "serial"],
+    value: wanted,
+    reasons: { set: "serial set", blocked: "serial path blocked" },
+  };
+  return setDomainField(vm, domainAt, field, ({ current: serial, at, name }) => {
+    if (serial === wanted) return unchanged("serial already set");
+    if (isKubevirtDefaultSerial(serial) || OUR_SERIALS.includes(serial as string)) {
+      return {
+        operations: [{ op: "replace", path: pointer(at), value: wanted }],
+        warnings: [],
+        reason: OUR_SERIALS.includes(serial as string)
+          ? "seed address changed"
+          : "KubeVirt's default serial replaced",
+      };
+    }
+    if (serial === SERIAL_WITHOUT_DSMODE) {
+      return unchanged("user's serial kept", [
+        `${name} is kept as written; add ";dsmode=net" to it, or cloud-init 22.x fetches the metadata and discards it`,
       ]);
     }
-    return { operations: [operation], warnings: [], reason: "serial set" };
-  }
-  if (serial === wanted) return unchanged("serial already set");
-  if (isKubevirtDefaultSerial(serial) || OUR_SERIALS.includes(serial as string)) {
-    return {
-      operations: [{ op: "replace", path: pointer(serialAt), value: wanted }],
-      warnings: [],
-      reason: OUR_SERIALS.includes(serial as string)
-        ? "seed address changed"
-        : "KubeVirt's default serial replaced",
-    };
-  }
-  if (serial === SERIAL_WITHOUT_DSMODE) {
     return unchanged("user's serial kept", [
-      `${field} is kept as written; add ";dsmode=net" to it, or cloud-init 22.x fetches the metadata and discards it`,
+      `${name} is kept as ${
+        quote(serial)
+      }; cloud-init uses the metadata service only with "${wanted}"`,
     ]);
-  }
-  return unchanged("user's serial kept", [
-    `${field} is kept as ${
-      quote(serial)
-    }; cloud-init uses the metadata service only with "${wanted}"`,
-  ]);
+  });
 }

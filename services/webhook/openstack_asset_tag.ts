@@ -8,7 +8,8 @@
  */
 
 import { ANNOTATIONS, DATASOURCES, OPENSTACK_ASSET_TAG } from "../shared/contract.ts";
-import { addNested, isObject, type JsonObject, type JsonValue } from "./json_patch.ts";
+import { setDomainField } from "./domain_field.ts";
+import type { JsonObject } from "./json_patch.ts";
 import { type Mutation, unchanged } from "./mutation.ts";
 import { quote, type Reading } from "./opt_in.ts";
 
@@ -31,33 +32,22 @@ export function readDatasource(annotations: Record<string, unknown>): Reading<Da
   };
 }
 
-function child(value: JsonValue | undefined, path: readonly string[]): JsonValue | undefined {
-  let current = value;
-  for (const key of path) current = isObject(current) ? current[key] : undefined;
-  return current;
-}
-
 /**
  * Sets the chassis asset tag in the domain at `domainAt` when it is unset;
  * keeps any other tag with a warning (cloud-init then does not detect OpenStack).
  */
 export function openstackAssetTag(vm: JsonObject, domainAt: readonly string[]): Mutation {
-  const assetAt = [...domainAt, "chassis", "asset"];
-  const field = assetAt.join(".");
-  const asset = child(vm, assetAt);
-  if (asset === undefined || asset === null || asset === "") {
-    const operation = addNested(vm, assetAt, OPENSTACK_ASSET_TAG);
-    if (!operation) {
-      return unchanged("asset tag path blocked", [
-        `${field} could not be set: a field on the way is not an object`,
-      ]);
-    }
-    return { operations: [operation], warnings: [], reason: "OpenStack asset tag set" };
-  }
-  if (asset === OPENSTACK_ASSET_TAG) return unchanged("OpenStack asset tag already set");
-  return unchanged("user's asset tag kept", [
-    `${field} is kept as ${
-      quote(asset)
-    }; cloud-init detects the OpenStack datasource only with "${OPENSTACK_ASSET_TAG}" (cloudbase-init on Windows needs no detection)`,
-  ]);
+  const field = {
+    at: ["chassis", "asset"],
+    value: OPENSTACK_ASSET_TAG,
+    reasons: { set: "OpenStack asset tag set", blocked: "asset tag path blocked" },
+  };
+  return setDomainField(vm, domainAt, field, ({ current: asset, name }) => {
+    if (asset === OPENSTACK_ASSET_TAG) return unchanged("OpenStack asset tag already set");
+    return unchanged("user's asset tag kept", [
+      `${name} is kept as ${
+        quote(asset)
+      }; cloud-init detects the OpenStack datasource only with "${OPENSTACK_ASSET_TAG}" (cloudbase-init on Windows needs no detection)`,
+    ]);
+  });
 }

@@ -10,7 +10,7 @@
 
 import { ANNOTATIONS, DATASOURCES, NOCLOUD_SERIAL } from "../shared/contract.ts";
 import { accessCredentialSecrets } from "./guest_access.ts";
-import { isObject, type JsonObject, type JsonValue, pointer } from "./json_patch.ts";
+import { isObject, type JsonObject, type JsonValue, pointer, valueAt } from "./json_patch.ts";
 import { type Mutation, unchanged } from "./mutation.ts";
 import { nocloudSerial } from "./nocloud_serial.ts";
 import { readGuestProtection, readSeedSerial } from "./guest_protection.ts";
@@ -23,12 +23,6 @@ const NO_DEFAULTS = { hopLimit: 0, sessionsRequired: false };
 
 export type VmKind = "VirtualMachine" | "VirtualMachineInstance";
 
-function child(value: JsonValue | undefined, ...path: string[]): JsonValue | undefined {
-  let current = value;
-  for (const key of path) current = isObject(current) ? current[key] : undefined;
-  return current;
-}
-
 export function mutateVm(
   kind: VmKind,
   vm: JsonObject,
@@ -39,13 +33,13 @@ export function mutateVm(
     "metadata",
     "annotations",
   ];
-  const annotations = child(vm, ...annotationsAt);
+  const annotations = valueAt(vm, annotationsAt);
   const optIn = readOptIn(isObject(annotations) ? annotations : {});
   if (!optIn.value) {
     const warnings = [...optIn.warnings];
     if (
       isVm && optIn.warnings.length === 0 &&
-      child(vm, "metadata", "annotations", ANNOTATIONS.enabled) === "true"
+      valueAt(vm, ["metadata", "annotations", ANNOTATIONS.enabled]) === "true"
     ) {
       warnings.push(
         `${ANNOTATIONS.enabled} is on the VirtualMachine's metadata, where it has no effect; put it on spec.template.metadata.annotations`,
@@ -70,7 +64,7 @@ export function mutateVm(
   const credentials = accessCredentialsAnnotation(
     annotations as JsonObject,
     annotationsAt,
-    child(vm, ...specAt),
+    valueAt(vm, specAt),
   );
   if (!options.serialInjection) {
     return { ...credentials, reason: "serial injection is off", warnings };
@@ -84,7 +78,7 @@ export function mutateVm(
     openstack ? openstackAssetTag(vm, domainAt) : nocloudSerial(vm, domainAt, seedSerial.value),
     ...(credentials.operations.length > 0 ? [credentials] : []),
   ];
-  if (openstack && child(vm, ...domainAt, "firmware", "serial") === NOCLOUD_SERIAL) {
+  if (openstack && valueAt(vm, [...domainAt, "firmware", "serial"]) === NOCLOUD_SERIAL) {
     warnings.push(
       `${
         [...domainAt, "firmware", "serial"].join(".")
