@@ -22,13 +22,14 @@ import {
   check,
   isSyscallError,
   libc,
-  MSG_DONTWAIT,
   PACKET_OUTGOING,
   pollForInput,
+  receiveFrom,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_RAW,
   sockaddrLl,
+  sockaddrLlPacketType,
 } from "../../services/sidecar/kernel/libc.ts";
 import { ETH_P_ARP } from "../../services/sidecar/kernel/ethernet.ts";
 import {
@@ -100,7 +101,6 @@ async function exchange(
   const pollfds = pollForInput([fd]);
   const buffer = new Uint8Array(2048);
   const from = new Uint8Array(20);
-  const fromLength = new Uint32Array([from.length]);
   const until = Date.now() + waitMs;
   while (Date.now() < until) {
     const ready = await libc().pollAsync(
@@ -110,19 +110,9 @@ async function exchange(
     );
     if (ready <= 0) continue;
     for (;;) {
-      fromLength[0] = from.length;
-      const received = Number(
-        libc().recvfrom(
-          fd,
-          buffer,
-          BigInt(buffer.length),
-          MSG_DONTWAIT,
-          from,
-          new Uint8Array(fromLength.buffer),
-        ),
-      );
+      const received = receiveFrom(fd, buffer, from);
       if (received <= 0) break;
-      if (from[10] === PACKET_OUTGOING) continue;
+      if (sockaddrLlPacketType(from) === PACKET_OUTGOING) continue;
       const packet = parseArpFrame(buffer.subarray(0, received));
       if (!packet) continue;
       const announcement = packet.op === 1 && packet.senderIp === packet.targetIp;

@@ -50,9 +50,9 @@ import {
   EAGAIN,
   errno,
   libc,
-  MSG_DONTWAIT,
   PACKET_OUTGOING,
   pollForInput,
+  receiveFrom,
   sockaddrLl,
   sockaddrLlInterface,
   sockaddrLlPacketType,
@@ -128,7 +128,6 @@ const foreign = new Map<number, { entry: Served; port: string }>();
 const served = new Map<string, Served>();
 const frame = new Uint8Array(2048);
 const from = new Uint8Array(20);
-const fromLength = new Uint32Array(1);
 let fd = -1;
 let wake = -1;
 let logLevel: LogLevel = "info";
@@ -443,17 +442,7 @@ function announceDue(now: number): void {
 /** Reads every queued frame; errno is reliable here (synchronous calls). */
 function drain(): void {
   for (;;) {
-    fromLength[0] = from.length;
-    const got = Number(
-      libc().recvfrom(
-        fd,
-        frame,
-        BigInt(frame.length),
-        MSG_DONTWAIT,
-        from,
-        new Uint8Array(fromLength.buffer),
-      ),
-    );
+    const got = receiveFrom(fd, frame, from);
     if (got < 0) {
       const code = errno();
       if (code === EAGAIN) return;

@@ -162,6 +162,21 @@ export function sockaddrLlPacketType(sockaddr: Uint8Array): number {
   return sockaddr[10];
 }
 
+const fromLength = new Uint32Array(1);
+const fromLengthBytes = new Uint8Array(fromLength.buffer);
+
+/**
+ * One queued packet from socket `fd` without waiting (recvfrom, MSG_DONTWAIT): its bytes into
+ * `buffer`, its sender's address (a sockaddr_ll on a packet socket) into `from`. Returns its
+ * length, or -1 with errno telling why (EAGAIN: nothing queued).
+ */
+export function receiveFrom(fd: number, buffer: Uint8Array, from: Uint8Array): number {
+  fromLength[0] = from.length;
+  return Number(
+    libc().recvfrom(fd, buffer, BigInt(buffer.length), MSG_DONTWAIT, from, fromLengthBytes),
+  );
+}
+
 /** The name of the interface with index `index`, or undefined when there is none. */
 export function interfaceName(index: number): string | undefined {
   const buffer = new Uint8Array(16);
