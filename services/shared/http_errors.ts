@@ -1,6 +1,7 @@
 /**
  * JSON error responses shared by both services: every error body is
  * `{"error": "<stable_code>", "message": "<for a human>"}` plus optional details.
+ * The sidecar writes them as plain values (PlainResponse), the webhook as Response objects.
  */
 
 export interface ErrorBody {
@@ -9,18 +10,56 @@ export interface ErrorBody {
   [detail: string]: unknown;
 }
 
-export function jsonResponse(status: number, body: unknown, headers?: HeadersInit): Response {
-  const response = new Response(JSON.stringify(body) + "\n", { status, headers });
-  response.headers.set("content-type", "application/json");
-  return response;
+/** A response as plain values: no Response or Headers object to build. */
+export interface PlainResponse {
+  status: number;
+  /** By lower-case name. */
+  headers: Record<string, string>;
+  body: string | Uint8Array;
+}
+
+/** A JSON answer: its body is the JSON text. */
+export type JsonAnswer = PlainResponse & { body: string };
+
+export function jsonAnswer(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): JsonAnswer {
+  return {
+    status,
+    headers: { ...headers, "content-type": "application/json" },
+    body: JSON.stringify(body) + "\n",
+  };
+}
+
+export function errorAnswer(
+  status: number,
+  code: string,
+  message: string,
+  options: { headers?: Record<string, string>; details?: Record<string, unknown> } = {},
+): JsonAnswer {
+  const body: ErrorBody = { error: code, message, ...options.details };
+  return jsonAnswer(status, body, options.headers);
+}
+
+function toResponse(plain: JsonAnswer): Response {
+  return new Response(plain.body, { status: plain.status, headers: plain.headers });
+}
+
+export function jsonResponse(
+  status: number,
+  body: unknown,
+  headers?: Record<string, string>,
+): Response {
+  return toResponse(jsonAnswer(status, body, headers));
 }
 
 export function errorResponse(
   status: number,
   code: string,
   message: string,
-  options: { headers?: HeadersInit; details?: Record<string, unknown> } = {},
+  options: { headers?: Record<string, string>; details?: Record<string, unknown> } = {},
 ): Response {
-  const body: ErrorBody = { error: code, message, ...options.details };
-  return jsonResponse(status, body, options.headers);
+  return toResponse(errorAnswer(status, code, message, options));
 }

@@ -4,7 +4,7 @@
  * text, for shell scripts). All need `Metadata: true`.
  */
 
-import { errorResponse } from "../../shared/http_errors.ts";
+import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import { type ChangeWaiter, createChangeWaiter, type WaitLimits } from "./change_waiter.ts";
 import type { InstanceState } from "./instance_document.ts";
 import type { Route, RouteRequest } from "./routes.ts";
@@ -36,7 +36,7 @@ export function instanceRoutes(
       if ("unavailable" in state) return unavailable(state.unavailable);
       if (map === "meta" && "invalid" in state) return invalid(state.invalid);
       if (key === undefined || !Object.hasOwn(state.document[map], key)) {
-        return errorResponse(
+        return errorAnswer(
           404,
           "not_found",
           `the VM has no ${map === "labels" ? "label" : "custom metadata"} ${
@@ -44,7 +44,11 @@ export function instanceRoutes(
           }`,
         );
       }
-      return new Response(state.document[map][key], { headers: { ...TEXT, etag: state.etag } });
+      return {
+        status: 200,
+        headers: { ...TEXT, etag: state.etag },
+        body: state.document[map][key],
+      };
     },
   });
   return {
@@ -75,7 +79,7 @@ function documentResponse(
   query: string,
   client: string | undefined,
   request: RouteRequest | undefined,
-): Response | Promise<Response> {
+): PlainResponse | Promise<PlainResponse> {
   const params = new URLSearchParams(query);
   const wait = params.get("wait");
   if (wait !== null && wait !== "true" && wait !== "false") {
@@ -98,23 +102,25 @@ function documentResponse(
   const known = request?.headers.get("if-none-match")?.trim() ?? current.etag;
   const waiting = waiter.wait(client ?? "", known, timeoutSeconds * 1000);
   if (typeof waiting === "string") {
-    return errorResponse(429, "too_many_waiting", waiting, {
+    return errorAnswer(429, "too_many_waiting", waiting, {
       headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
     });
   }
   return waiting.then(() => stateResponse(read()));
 }
 
-function stateResponse(state: InstanceState): Response {
+function stateResponse(state: InstanceState): PlainResponse {
   if ("unavailable" in state) return unavailable(state.unavailable);
   if ("invalid" in state) return invalid(state.invalid, state.etag);
-  return new Response(state.body, {
+  return {
+    status: 200,
     headers: { "content-type": "application/json", etag: state.etag, "cache-control": "no-store" },
-  });
+    body: state.body,
+  };
 }
 
-function unavailable(reason: string): Response {
-  return errorResponse(
+function unavailable(reason: string): PlainResponse {
+  return errorAnswer(
     503,
     "data_unavailable",
     `the instance metadata cannot be read yet (${reason}); retry shortly`,
@@ -122,8 +128,8 @@ function unavailable(reason: string): Response {
   );
 }
 
-function invalid(problems: string[], etag?: string): Response {
-  return errorResponse(
+function invalid(problems: string[], etag?: string): PlainResponse {
+  return errorAnswer(
     422,
     "invalid_custom_metadata",
     `the VM's custom metadata breaks the rules: ${problems.join("; ")}`,
@@ -131,6 +137,6 @@ function invalid(problems: string[], etag?: string): Response {
   );
 }
 
-function badParameter(message: string): Response {
-  return errorResponse(400, "invalid_parameter", message);
+function badParameter(message: string): PlainResponse {
+  return errorAnswer(400, "invalid_parameter", message);
 }

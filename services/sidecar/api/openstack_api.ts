@@ -6,7 +6,7 @@
  * has which file. The one write is the guest's encrypted password.
  */
 
-import { errorResponse, jsonResponse } from "../../shared/http_errors.ts";
+import { errorAnswer, jsonAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { SidecarConfig } from "../config.ts";
 import type { ClientMacLookup } from "./client_mac.ts";
@@ -52,28 +52,28 @@ export function openstackRoutes(
   log: Logger,
 ): [string, Route][] {
   const documents = openstackDocuments(config, sources, log);
-  const read = (handle: (client: string) => Response): Route => ({
+  const read = (handle: (client: string) => PlainResponse): Route => ({
     protected: false,
     handle: (_query, client) => handle(client ?? ""),
   });
   const routes: [string, Route][] = [];
-  const versions = read(() => new Response(versionList(), { headers: TEXT }));
+  const versions = read(() => ({ status: 200, headers: TEXT, body: versionList() }));
   routes.push(["/openstack", versions], ["/openstack/", versions]);
   for (const version of [...OPENSTACK_VERSIONS, LATEST]) {
     const listing = read(() => {
       const userData = documents.userData();
       const has = "bytes" in userData && userData.bytes.length > 0;
-      return new Response(fileList(version, has), { headers: TEXT });
+      return { status: 200, headers: TEXT, body: fileList(version, has) };
     });
     routes.push([`/openstack/${version}`, listing], [`/openstack/${version}/`, listing]);
     const files: Record<OpenStackFile, Route> = {
       "meta_data.json": read(() => documents.metaData()),
       "user_data": read(() => documents.userDataResponse()),
       "vendor_data.json": read(() => documents.vendorData()),
-      "vendor_data2.json": read(() => jsonResponse(200, {})),
+      "vendor_data2.json": read(() => jsonAnswer(200, {})),
       "network_data.json": read((client) => documents.networkData(client)),
       "password": {
-        ...read(() => new Response(sources.passwords.get(), { headers: NO_STORE })),
+        ...read(() => ({ status: 200, headers: NO_STORE, body: sources.passwords.get() })),
         post: { maxBytes: MAX_PASSWORD_BYTES, accept: (body) => acceptPassword(body, sources) },
       },
     };
@@ -89,7 +89,7 @@ function openstackDocuments(config: SidecarConfig, sources: OpenStackSources, lo
   const networkData = networkDataBuilder(sources, log);
   return {
     userData: sources.userData,
-    metaData(): Response {
+    metaData(): PlainResponse {
       const password = adminPassword();
       if ("unavailable" in password) {
         log.warn("admin password file unreadable", { reason: password.unavailable });
@@ -103,34 +103,34 @@ function openstackDocuments(config: SidecarConfig, sources: OpenStackSources, lo
         labels,
         meta,
       });
-      return jsonResponse(200, document, { "cache-control": "no-store" });
+      return jsonAnswer(200, document, { "cache-control": "no-store" });
     },
-    userDataResponse(): Response {
+    userDataResponse(): PlainResponse {
       const result = sources.userData();
       if ("unavailable" in result) return unavailable("user_data", result.unavailable, log);
       if (result.bytes.length === 0) {
-        return errorResponse(404, "not_found", "no user-data is configured for this VM");
+        return errorAnswer(404, "not_found", "no user-data is configured for this VM");
       }
-      return new Response(result.bytes, { headers: TEXT });
+      return { status: 200, headers: TEXT, body: result.bytes };
     },
-    vendorData(): Response {
+    vendorData(): PlainResponse {
       const result = sources.vendorData();
       if ("unavailable" in result) return unavailable("vendor_data.json", result.unavailable, log);
-      return jsonResponse(200, vendorDataJson(decoder.decode(result.bytes)));
+      return jsonAnswer(200, vendorDataJson(decoder.decode(result.bytes)));
     },
-    networkData(client: string): Response {
+    networkData(client: string): PlainResponse {
       const result = networkData(client);
       if ("unavailable" in result) {
         return unavailable("network_data.json", result.unavailable, log);
       }
       if (result.data === undefined) {
-        return errorResponse(
+        return errorAnswer(
           404,
           "not_found",
           "no network configuration is known for this client; configure the network by DHCP",
         );
       }
-      return jsonResponse(200, result.data);
+      return jsonAnswer(200, result.data);
     },
   };
 }
@@ -140,9 +140,9 @@ function secretText(bytes: Uint8Array): string {
   return decoder.decode(bytes).replace(/\r?\n$/, "");
 }
 
-function unavailable(name: string, reason: string, log: Logger): Response {
+function unavailable(name: string, reason: string, log: Logger): PlainResponse {
   log.warn(`${name} source unreadable`, { reason });
-  return errorResponse(
+  return errorAnswer(
     503,
     "data_unavailable",
     `${name} is configured from a file that cannot be read yet; retry shortly`,
@@ -150,10 +150,10 @@ function unavailable(name: string, reason: string, log: Logger): Response {
   );
 }
 
-function acceptPassword(body: Uint8Array, sources: OpenStackSources): Response {
+function acceptPassword(body: Uint8Array, sources: OpenStackSources): PlainResponse {
   const text = decoder.decode(body).trim();
   if (!isPasswordCiphertext(text)) {
-    return errorResponse(
+    return errorAnswer(
       400,
       "invalid_password",
       "the password must be the base64 of the encrypted password (standard alphabet, padded)",
@@ -161,16 +161,16 @@ function acceptPassword(body: Uint8Array, sources: OpenStackSources): Response {
   }
   const result = sources.passwords.set(text);
   if (result === "already_set") {
-    return errorResponse(
+    return errorAnswer(
       409,
       "password_already_set",
       "a password was posted already; it is kept and cannot be replaced",
     );
   }
   if (result !== "stored") {
-    return errorResponse(500, "password_not_saved", "the password could not be saved; retry");
+    return errorAnswer(500, "password_not_saved", "the password could not be saved; retry");
   }
-  return new Response(null, { status: 200 });
+  return { status: 200, headers: {}, body: "" };
 }
 
 type NetworkDataResult = { data: NetworkData | undefined } | { unavailable: string };

@@ -6,7 +6,7 @@
  */
 
 import { MULTUS } from "../../shared/contract.ts";
-import { errorResponse } from "../../shared/http_errors.ts";
+import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import { documentReader } from "./cloud_init_files.ts";
 import type { IpSubnet } from "./ip_address.ts";
@@ -26,19 +26,19 @@ export interface PodNetworkSettings {
  */
 export const NETWORK_STATUS_WAIT_SECONDS = 120;
 const RETRY_AFTER_SECONDS = 1;
-const TEXT = { "content-type": "text/plain; charset=utf-8" };
+const NO_STORE = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 const decoder = new TextDecoder();
 
 /** Looks up the MAC of the guest NIC a request came from (undefined when unknown). */
 export type ClientMac = (client: string) => string | undefined;
 
 /** The generated document, or the error response that says why there is none. */
-export type GeneratedNetworkConfig = { document: string } | { refusal: Response };
+export type GeneratedNetworkConfig = { document: string } | { refusal: PlainResponse };
 
 /** Serves a GeneratedNetworkConfig as /v1/network-config does. */
-export function networkConfigResponse(result: GeneratedNetworkConfig): Response {
+export function networkConfigResponse(result: GeneratedNetworkConfig): PlainResponse {
   if ("refusal" in result) return result.refusal;
-  return new Response(result.document, { headers: { ...TEXT, "cache-control": "no-store" } });
+  return { status: 200, headers: NO_STORE, body: result.document };
 }
 
 export function podNetworkConfigSource(
@@ -58,17 +58,17 @@ export function podNetworkConfigSource(
   const invalid = (reason: string): GeneratedNetworkConfig => {
     logOnce("error", "network-status refused", reason);
     return {
-      refusal: errorResponse(
+      refusal: errorAnswer(
         503,
         "network_status_invalid",
         `the pod's ${MULTUS.networkStatusAnnotation} annotation cannot be used: ${reason}`,
       ),
     };
   };
-  const notYetResponse = (reason: string): Response => {
+  const notYetResponse = (reason: string): PlainResponse => {
     const waited = (Date.now() - startedAt) / 1000;
     if (waited < NETWORK_STATUS_WAIT_SECONDS) {
-      return errorResponse(
+      return errorAnswer(
         503,
         "network_status_pending",
         `the network configuration is generated from the pod's ${MULTUS.networkStatusAnnotation} annotation, and ${reason}; retry shortly`,
@@ -76,7 +76,7 @@ export function podNetworkConfigSource(
       );
     }
     logOnce("error", "network configuration cannot be generated", reason);
-    return errorResponse(
+    return errorAnswer(
       503,
       "network_status_missing",
       `the network configuration is generated from the pod's ${MULTUS.networkStatusAnnotation} annotation, and ${reason} ${NETWORK_STATUS_WAIT_SECONDS} s after the metadata service started; Multus writes that annotation (is it installed, and did it attach every network?)`,

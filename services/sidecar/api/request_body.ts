@@ -6,7 +6,7 @@
  * that breaks its chunked framing is a 400 `bad_request`, and closes it too.
  */
 
-import { errorResponse } from "../../shared/http_errors.ts";
+import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import { MalformedBody } from "../http/body_stream.ts";
 import type { PostRoute } from "./routes.ts";
 
@@ -16,9 +16,9 @@ export async function receivePost(
   declared: string | undefined,
   path: string,
   route: PostRoute,
-): Promise<Response> {
+): Promise<PlainResponse> {
   const tooLarge = () =>
-    errorResponse(
+    errorAnswer(
       413,
       "body_too_large",
       `a POST to ${path} carries at most ${route.maxBytes} bytes`,
@@ -39,7 +39,7 @@ export async function receivePost(
       }
     } catch (error) {
       if (!(error instanceof MalformedBody)) throw error;
-      return errorResponse(400, "bad_request", `the request body is malformed: ${error.message}`, {
+      return errorAnswer(400, "bad_request", `the request body is malformed: ${error.message}`, {
         headers: { connection: "close" },
       });
     } finally {

@@ -5,7 +5,7 @@
  */
 
 import type { Logger } from "../../shared/log.ts";
-import { errorResponse, jsonResponse } from "../../shared/http_errors.ts";
+import { errorAnswer, jsonAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import type { Identity, SidecarConfig } from "../config.ts";
 import { type DocumentReader, documentReader } from "./cloud_init_files.ts";
 import { readToken } from "./token.ts";
@@ -25,11 +25,15 @@ export interface Route {
   /** Requires the `Metadata: true` header (not sent by cloud-init). */
   protected: boolean;
   /** `query` is the raw query string, without the "?"; `client` the peer's address. */
-  handle(query: string, client?: string, request?: RouteRequest): Response | Promise<Response>;
+  handle(
+    query: string,
+    client?: string,
+    request?: RouteRequest,
+  ): PlainResponse | Promise<PlainResponse>;
   /** Accepts POST: the API's only write (the guest's encrypted password). */
   post?: PostRoute;
   /** Answers PUT, and only PUT (a session token: sessions.ts). */
-  put?: (fields: ReadonlyMap<string, string>, client: string) => Response;
+  put?: (fields: ReadonlyMap<string, string>, client: string) => PlainResponse;
 }
 
 /** What a route may need of the request beyond its query. */
@@ -46,7 +50,7 @@ export interface HeaderLookup {
 export interface PostRoute {
   /** Larger bodies are refused with 413 before they are read. */
   maxBytes: number;
-  accept(body: Uint8Array): Response;
+  accept(body: Uint8Array): PlainResponse;
 }
 
 /** Seconds a client should wait before retrying when something is not ready yet. */
@@ -64,7 +68,17 @@ export function createRoutes(
   log: Logger,
   stopping?: AbortSignal,
 ): Map<string, Route> {
-  const identity = JSON.stringify(identityDocument(config.identity)) + "\n";
+  // Made once: the same bytes answer every request.
+  const identity: PlainResponse = {
+    status: 200,
+    headers: JSON_TYPE,
+    body: new TextEncoder().encode(JSON.stringify(identityDocument(config.identity)) + "\n"),
+  };
+  const healthy: PlainResponse = {
+    status: 200,
+    headers: TEXT,
+    body: new TextEncoder().encode("OK"),
+  };
   const sshKeys = sshKeyReader(config.guestAccess.sshKeysDir, log);
   const userData = documentReader(config.cloudInit.userData);
   const vendorData = documentReader(config.cloudInit.vendorData);
@@ -97,18 +111,19 @@ export function createRoutes(
     instance: readInstance,
   }, log);
   return new Map<string, Route>([
-    ["/healthz", { protected: false, handle: () => new Response("OK", { headers: TEXT }) }],
+    ["/healthz", { protected: false, handle: () => healthy }],
     ["/v1/identity", {
       protected: true,
-      handle: () => new Response(identity, { headers: JSON_TYPE }),
+      handle: () => identity,
     }],
     ["/v1/token", { protected: true, handle: tokenHandler(config, log) }],
     ["/v1/meta-data", {
       protected: false,
-      handle: () =>
-        new Response(metaDataDocument(config.identity, sshKeys(), readInstance()), {
-          headers: TEXT,
-        }),
+      handle: () => ({
+        status: 200,
+        headers: TEXT,
+        body: metaDataDocument(config.identity, sshKeys(), readInstance()),
+      }),
     }],
     ["/v1/user-data", documentRoute("user-data", config.cloudInit.userData, log, userData)],
     ["/v1/vendor-data", documentRoute("vendor-data", config.cloudInit.vendorData, log, vendorData)],
@@ -181,14 +196,14 @@ function generatedReader(generated: (client: string) => GeneratedNetworkConfig):
   };
 }
 
-function tokenHandler(config: SidecarConfig, log: Logger): (query: string) => Response {
+function tokenHandler(config: SidecarConfig, log: Logger): (query: string) => PlainResponse {
   const known = Object.keys(config.audienceTokens);
   return (query) => {
     const audience = query === "" ? null : new URLSearchParams(query).get("audience");
     let path = config.tokenPath;
     if (audience !== null) {
       if (!Object.hasOwn(config.audienceTokens, audience)) {
-        return errorResponse(
+        return errorAnswer(
           404,
           "unknown_audience",
           known.length === 0
@@ -204,14 +219,14 @@ function tokenHandler(config: SidecarConfig, log: Logger): (query: string) => Re
     const result = readToken(path);
     if ("unavailable" in result) {
       log.warn("token file unreadable", { path, reason: result.unavailable, audience });
-      return errorResponse(
+      return errorAnswer(
         503,
         "token_unavailable",
         "the ServiceAccount token is not available yet; retry shortly",
         { headers: { "retry-after": String(RETRY_AFTER_SECONDS) } },
       );
     }
-    return jsonResponse(200, result, { "cache-control": "no-store" });
+    return jsonAnswer(200, result, { "cache-control": "no-store" });
   };
 }
 
@@ -230,14 +245,14 @@ function documentRoute(
           path: source.kind === "file" ? source.path : undefined,
           reason: result.unavailable,
         });
-        return errorResponse(
+        return errorAnswer(
           503,
           "data_unavailable",
           `${name} is configured from a file that cannot be read yet; retry shortly`,
           { headers: { "retry-after": String(RETRY_AFTER_SECONDS) } },
         );
       }
-      return new Response(result.bytes, { headers: TEXT });
+      return { status: 200, headers: TEXT, body: result.bytes };
     },
   };
 }

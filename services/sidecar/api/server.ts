@@ -7,7 +7,7 @@
  */
 
 import { METADATA_HEADER, SESSION_PATH } from "../../shared/contract.ts";
-import { errorResponse } from "../../shared/http_errors.ts";
+import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { SidecarConfig } from "../config.ts";
 import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "../http/connection_limits.ts";
@@ -69,7 +69,7 @@ export function startMetadataServer(
       },
       onError: (error) => {
         log.error("request failed", { error });
-        return errorResponse(500, "internal_error", "the metadata service failed to answer");
+        return errorAnswer(500, "internal_error", "the metadata service failed to answer");
       },
     }, handler);
   const server = listen(
@@ -103,7 +103,7 @@ export function startMetadataServer(
 export type MetadataHandler = (
   request: HttpRequest,
   info: ConnectionInfo,
-) => Response | Promise<Response>;
+) => PlainResponse | Promise<PlainResponse>;
 
 export function createHandler(
   config: SidecarConfig,
@@ -114,7 +114,7 @@ export function createHandler(
   const sessions = createSessionStore();
   routes.set(SESSION_PATH, {
     protected: false,
-    handle: () => errorResponse(500, "internal_error", "the session route answers PUT only"),
+    handle: () => errorAnswer(500, "internal_error", "the session route answers PUT only"),
     put: (fields, client) => issueSession(sessions, fields, client),
   });
   const rules: RequestRules = { sessions, sessionsRequired: config.sessionsRequired };
@@ -125,9 +125,9 @@ export function createHandler(
     const url: RequestTarget = request;
     const failed = (error: unknown) => {
       log.error("request failed", { path: url.path, error });
-      return errorResponse(500, "internal_error", "the metadata service failed to answer");
+      return errorAnswer(500, "internal_error", "the metadata service failed to answer");
     };
-    const logged = (response: Response) => {
+    const logged = (response: PlainResponse) => {
       log.info("request", {
         method: request.method,
         path: url.path,
@@ -137,7 +137,7 @@ export function createHandler(
       });
       return response;
     };
-    let response: Response | Promise<Response>;
+    let response: PlainResponse | Promise<PlainResponse>;
     try {
       response = answer(request, request.fields, url, client, routes, rules, limiter.take(client));
     } catch (error) {
@@ -162,9 +162,9 @@ function answer(
   routes: Map<string, Route>,
   rules: RequestRules,
   retryAfter: number,
-): Response | Promise<Response> {
+): PlainResponse | Promise<PlainResponse> {
   if (retryAfter > 0) {
-    return errorResponse(
+    return errorAnswer(
       429,
       "rate_limited",
       `too many requests from ${client}; retry after ${retryAfter} s`,
@@ -173,7 +173,7 @@ function answer(
   }
   const proxyHeader = relayedBy(fields);
   if (proxyHeader !== undefined) {
-    return errorResponse(
+    return errorAnswer(
       403,
       "forwarded_request",
       `requests relayed by a proxy are refused (the request carries ${proxyHeader})`,
@@ -186,22 +186,22 @@ function answer(
     return receivePost(request.body, fields.get("content-length"), url.path, route.post);
   }
   if (route !== undefined && request.method === "POST") {
-    return errorResponse(405, "method_not_allowed", `POST is not allowed on ${url.path}; use GET`, {
+    return errorAnswer(405, "method_not_allowed", `POST is not allowed on ${url.path}; use GET`, {
       headers: { allow: ALLOWED_METHODS, connection: "close" },
     });
   }
   if (hasBody(fields)) {
     // The body is never read, so the connection cannot be reused.
-    return errorResponse(413, "body_not_allowed", "requests to the metadata service have no body", {
+    return errorAnswer(413, "body_not_allowed", "requests to the metadata service have no body", {
       headers: { connection: "close" },
     });
   }
   if (route === undefined) {
-    return errorResponse(404, "not_found", `no such endpoint: ${url.path}`);
+    return errorAnswer(404, "not_found", `no such endpoint: ${url.path}`);
   }
   if (route.put) {
     if (request.method === "PUT") return route.put(fields, client);
-    return errorResponse(
+    return errorAnswer(
       405,
       "method_not_allowed",
       `${request.method} is not allowed on ${url.path}; use PUT`,
@@ -209,7 +209,7 @@ function answer(
     );
   }
   if (request.method !== "GET" && request.method !== "HEAD") {
-    return errorResponse(
+    return errorAnswer(
       405,
       "method_not_allowed",
       `${request.method} is not allowed on ${url.path}; use GET`,
@@ -217,7 +217,7 @@ function answer(
     );
   }
   if (route.protected && fields.get(METADATA_HEADER_NAME) !== METADATA_HEADER_VALUE) {
-    return errorResponse(
+    return errorAnswer(
       400,
       "missing_header",
       `${url.path} requires the header "${METADATA_HEADER}: true"`,

@@ -16,7 +16,7 @@ import {
   SESSION_TTL_HEADER,
   SESSION_TTL_SECONDS,
 } from "../../shared/contract.ts";
-import { errorResponse } from "../../shared/http_errors.ts";
+import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 
 /** Header names as the server's parsed fields hold them (lower case). */
 const SESSION_HEADER_NAME = SESSION_HEADER.toLowerCase();
@@ -92,11 +92,11 @@ export function issueSession(
   store: SessionStore,
   fields: ReadonlyMap<string, string>,
   client: string,
-): Response {
+): PlainResponse {
   const text = fields.get(SESSION_TTL_HEADER_NAME) ?? null;
   const { min, max } = SESSION_TTL_SECONDS;
   if (text === null) {
-    return errorResponse(
+    return errorAnswer(
       400,
       "missing_session_ttl",
       `${SESSION_PATH} requires the header "${SESSION_TTL_HEADER}: <seconds>" (${min}-${max})`,
@@ -104,7 +104,7 @@ export function issueSession(
   }
   const ttl = text.length <= MAX_TTL_TEXT && /^\d+$/.test(text) ? Number(text) : NaN;
   if (!(ttl >= min && ttl <= max)) {
-    return errorResponse(
+    return errorAnswer(
       400,
       "invalid_session_ttl",
       `${SESSION_TTL_HEADER} must be a whole number of seconds from ${min} to ${max}, got ${
@@ -113,13 +113,15 @@ export function issueSession(
     );
   }
   const token = store.issue(client, ttl);
-  return new Response(token, {
+  return {
+    status: 200,
     headers: {
       "content-type": "text/plain; charset=utf-8",
       "cache-control": "no-store",
       [SESSION_TTL_HEADER_NAME]: String(ttl),
     },
-  });
+    body: token,
+  };
 }
 
 /**
@@ -132,11 +134,11 @@ export function sessionRefusal(
   request: { path: string; fields: ReadonlyMap<string, string>; client: string },
   needsMetadataHeader: boolean,
   required: boolean,
-): Response | undefined {
+): PlainResponse | undefined {
   const token = request.fields.get(SESSION_HEADER_NAME);
   if (!needsMetadataHeader) {
     if (token === undefined) return undefined;
-    return errorResponse(
+    return errorAnswer(
       400,
       "session_not_allowed",
       `${request.path} takes no session token; send ${SESSION_HEADER} only on identity, token and instance requests`,
@@ -144,7 +146,7 @@ export function sessionRefusal(
   }
   if (token === undefined) {
     if (!required) return undefined;
-    return errorResponse(
+    return errorAnswer(
       401,
       "missing_session",
       `${request.path} requires a session token in ${SESSION_HEADER}; get one with PUT ${SESSION_PATH} and the header ${SESSION_TTL_HEADER}`,
@@ -157,7 +159,7 @@ export function sessionRefusal(
     expired: "the session token has expired",
     other_client: "the session token was issued to another address",
   }[result.reason];
-  return errorResponse(
+  return errorAnswer(
     401,
     result.reason === "expired" ? "session_expired" : "invalid_session",
     `${message}; get a new one with PUT ${SESSION_PATH}`,

@@ -12,7 +12,7 @@
  * response rather than a reset) before the socket is closed.
  */
 
-import { errorResponse } from "../../shared/http_errors.ts";
+import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import { requestBody } from "./body_stream.ts";
 import type { ConnectionSlot } from "./connection_limits.ts";
@@ -53,12 +53,12 @@ export interface HttpRequest {
 export type RequestHandler = (
   request: HttpRequest,
   info: ConnectionInfo,
-) => Response | Promise<Response>;
+) => PlainResponse | Promise<PlainResponse>;
 
 export interface ConnectionContext {
   handler: RequestHandler;
   /** The answer when the handler throws. */
-  onError(error: unknown): Response;
+  onError(error: unknown): PlainResponse;
   /** Requests the handler never sees (malformed heads) are logged here. */
   log: Logger;
   /** True once the server is stopping: no further request is read. */
@@ -107,7 +107,7 @@ export async function serveConnection(
           return writeAll(conn, CONTINUE);
         }
       });
-      let response: Response;
+      let response: PlainResponse;
       try {
         const answer = context.handler({
           method: head.method,
@@ -123,7 +123,7 @@ export async function serveConnection(
       } catch (error) {
         response = context.onError(error);
       }
-      const { bytes, close } = await framedResponse(response, {
+      const { bytes, close } = framedResponse(response, {
         head: head.method === "HEAD",
         close: context.stopping() || (body !== undefined && !body.complete()) ||
           head.version === "HTTP/1.0" || hasCloseToken(head.headers.get("connection")),
@@ -171,7 +171,7 @@ function protocolErrorResponse(
   error: ProtocolError,
   info: ConnectionInfo,
   context: ConnectionContext,
-): Response {
+): PlainResponse {
   context.log.info("request", {
     method: error.method,
     path: error.path,
@@ -179,17 +179,17 @@ function protocolErrorResponse(
     client: info.remoteAddr.hostname,
     error: error.error,
   });
-  return errorResponse(error.status, error.error, error.message);
+  return errorAnswer(error.status, error.error, error.message);
 }
 
 async function respondAndClose(
   conn: Deno.Conn,
   slot: ConnectionSlot,
-  response: Response | Uint8Array,
+  response: PlainResponse | Uint8Array,
 ): Promise<void> {
   const bytes = response instanceof Uint8Array
     ? response
-    : await responseBytes(response, { head: false, close: true });
+    : responseBytes(response, { head: false, close: true });
   slot.writing();
   await writeAll(conn, bytes);
   slot.closing();

@@ -186,9 +186,13 @@ Deno.test("a handler that reads the body gets it, Content-Length or chunked, and
       port: 0,
       limits: DEFAULT_CONNECTION_LIMITS,
       log,
-      onError: () => new Response("failed", { status: 500 }),
+      onError: () => ({ status: 500, headers: {}, body: "failed" }),
     },
-    async (request) => new Response(`${request.method} ${await new Response(request.body).text()}`),
+    async (request) => ({
+      status: 200,
+      headers: {},
+      body: `${request.method} ${await new Response(request.body).text()}`,
+    }),
   );
   try {
     const text = await exchange(

@@ -8,7 +8,7 @@
  * server, and each connection is served by connection.ts.
  */
 
-import { errorResponse } from "../../shared/http_errors.ts";
+import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import { sleep } from "../../shared/sleep.ts";
 import {
@@ -35,7 +35,7 @@ export interface Http1ServerOptions {
   log: Logger;
   onListen?: (addr: Deno.NetAddr) => void;
   /** The answer when the handler throws. */
-  onError(error: unknown): Response;
+  onError(error: unknown): PlainResponse;
 }
 
 export interface Http1Server {
@@ -164,12 +164,12 @@ const SHED_MESSAGES = {
 } as const;
 
 /** The 503 for each cap, made once: shedding must cost as little as possible. */
-const shedResponses = new Map<ShedReason, Promise<Uint8Array>>();
+const shedResponses = new Map<ShedReason, Uint8Array>();
 
-function shedResponse(reason: ShedReason): Promise<Uint8Array> {
+function shedResponse(reason: ShedReason): Uint8Array {
   let bytes = shedResponses.get(reason);
   if (bytes === undefined) {
-    const response = errorResponse(503, "too_many_connections", SHED_MESSAGES[reason], {
+    const response = errorAnswer(503, "too_many_connections", SHED_MESSAGES[reason], {
       headers: { "retry-after": "1" },
     });
     bytes = responseBytes(response, { head: false, close: true, date: false });
@@ -181,7 +181,7 @@ function shedResponse(reason: ShedReason): Promise<Uint8Array> {
 /** Answers a connection beyond a cap with 503 and closes it. */
 async function refuse(conn: Deno.Conn, reason: ShedReason): Promise<void> {
   try {
-    await conn.write(await shedResponse(reason));
+    await conn.write(shedResponse(reason));
   } catch {
     /* the client is gone already */
   } finally {
