@@ -4,6 +4,8 @@
  * server process and waiting for its port. Benchmarks only target 127.0.0.1.
  */
 
+import { stopProcess } from "../testing/processes.ts";
+
 export interface LatencySummary {
   p50: number;
   p99: number;
@@ -466,16 +468,7 @@ export async function startTimed(options: {
     stderr: "null",
   }).spawn();
   const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already exited */ }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already exited */ }
-    }, 3000);
-    await child.status;
-    clearTimeout(timer);
+    await stopProcess(child);
   };
   const deadline = started + (options.timeoutMs ?? 10_000);
   while (true) {

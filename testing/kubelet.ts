@@ -24,6 +24,7 @@ import { createLogger } from "../services/shared/log.ts";
 import { isObject, type JsonObject, type JsonValue } from "../services/webhook/json_patch.ts";
 import { downwardApiMap } from "./atomic_writer.ts";
 import { expand, lookupIn } from "./kubelet_expansion.ts";
+import { stopProcess } from "./processes.ts";
 
 const encoder = new TextEncoder();
 
@@ -413,7 +414,6 @@ export async function startContainerProcess(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let status: Promise<Deno.CommandStatus> | undefined;
   return {
     child,
     pid: child.pid,
@@ -423,19 +423,6 @@ export async function startContainerProcess(
         stdout: "piped",
         stderr: "piped",
       }).output(),
-    async stop() {
-      status ??= child.status;
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already exited */ }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* already exited */ }
-      }, 3000);
-      const result = await status;
-      clearTimeout(timer);
-      return result;
-    },
+    stop: () => stopProcess(child),
   };
 }

@@ -17,16 +17,13 @@ import type { ConnectionLimits } from "../services/sidecar/http/connection_limit
 import { startMetadataServer } from "../services/sidecar/api/server.ts";
 import { listenForStopSignal } from "../services/sidecar/subcommand.ts";
 import { denoRunTask } from "./deno_tasks.ts";
-import { freePort } from "./processes.ts";
+import { collectLogLines, type LogLine } from "./log_lines.ts";
+import { freePort, stopProcess } from "./processes.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
 
-export interface LogLine {
-  level?: string;
-  msg?: string;
-  [field: string]: unknown;
-}
+export type { LogLine };
 
 export interface MetadataServerProcess {
   pid: number;
@@ -34,8 +31,6 @@ export interface MetadataServerProcess {
   logs: LogLine[];
   /** The first log line `match` accepts, waiting up to `timeoutMs`. */
   waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
-  /** Resident memory, MiB. */
-  rssMiB(): number;
   /** Open file descriptors. */
   openFiles(): number;
   /** SIGTERM; resolves to the exit status (SIGKILL after 5 s). */
@@ -82,29 +77,11 @@ export async function startMetadataServerProcess(
     stderr: "piped",
   }).spawn();
 
-  const logs: LogLine[] = [];
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    let pending = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      let newline;
-      while ((newline = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        if (line.trim() === "") continue;
-        try {
-          logs.push(JSON.parse(line));
-        } catch {
-          logs.push({ msg: line });
-        }
-      }
-    }
-  };
-  const output = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const { logs, ended } = collectLogLines(child.stdout, child.stderr);
   let exited = false;
   const status = child.status.then(async (result) => {
     exited = true;
-    await output;
+    await ended;
     await Deno.remove(dir, { recursive: true });
     return result;
   });
@@ -138,19 +115,10 @@ export async function startMetadataServerProcess(
     port,
     logs,
     waitForLog,
-    rssMiB() {
-      const kib = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
-      return Number(kib?.[1] ?? 0) / 1024;
-    },
     openFiles: () => [...Deno.readDirSync(`/proc/${pid}/fd`)].length,
     async stop() {
-      if (!exited) child.kill("SIGTERM");
-      const timer = setTimeout(() => {
-        if (!exited) child.kill("SIGKILL");
-      }, 5000);
-      const result = await status;
-      clearTimeout(timer);
-      return result;
+      await stopProcess(child, 5000);
+      return await status;
     },
   };
 }

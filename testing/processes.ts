@@ -3,6 +3,25 @@
  * 127.0.0.1, waiting for it to open, and a started process that stops cleanly.
  */
 
+/** SIGTERM, then SIGKILL after `graceMs`; resolves to the exit status once the process has exited. */
+export async function stopProcess(
+  child: Deno.ChildProcess,
+  graceMs = 3000,
+): Promise<Deno.CommandStatus> {
+  const kill = (signal: Deno.Signal) => {
+    try {
+      child.kill(signal);
+    } catch { /* already exited */ }
+  };
+  kill("SIGTERM");
+  const timer = setTimeout(() => kill("SIGKILL"), graceMs);
+  try {
+    return await child.status;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A port that was free a moment ago on 127.0.0.1. */
 export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -60,16 +79,7 @@ export async function startServer(options: {
     pid: child.pid,
     port: options.port,
     async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already exited */ }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* already exited */ }
-      }, 3000);
-      await child.status;
-      clearTimeout(timer);
+      await stopProcess(child);
     },
   };
 }

@@ -6,6 +6,7 @@ import { SIDECAR_ENV } from "../../services/shared/contract.ts";
 import { type Lab, namespacePids } from "./lab.ts";
 import { waitFor } from "./command.ts";
 import { denoRunTask } from "../deno_tasks.ts";
+import { collectLogLines, type LogLine } from "../log_lines.ts";
 
 const MAIN = new URL("../../services/sidecar/main.ts", import.meta.url).pathname;
 const REPO_ROOT = new URL("../../", import.meta.url).pathname;
@@ -66,11 +67,7 @@ export function labIdentity(vmName: string): VmIdentity {
   };
 }
 
-export interface LogLine {
-  level?: string;
-  msg?: string;
-  [field: string]: unknown;
-}
+export type { LogLine };
 
 export interface StopResult {
   /** Milliseconds from SIGTERM to the process's exit (undefined: it had to be killed). */
@@ -145,33 +142,7 @@ export async function startSidecar(
     stderr: "piped",
   }).spawn();
 
-  const logs: LogLine[] = [];
-  const raw: string[] = [];
-  /** Called for every log line as soon as it is read. */
-  const lineWatchers: ((line: LogLine) => void)[] = [];
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    let pending = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      let newline;
-      while ((newline = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        if (line.trim() === "") continue;
-        raw.push(line);
-        let parsed: LogLine;
-        try {
-          parsed = JSON.parse(line);
-        } catch {
-          parsed = { msg: line };
-        }
-        logs.push(parsed);
-        for (const watcher of lineWatchers) watcher(parsed);
-      }
-    }
-    if (pending.trim() !== "") raw.push(pending);
-  };
-  const readers = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const { logs, raw, watch, ended: readers } = collectLogLines(child.stdout, child.stderr);
   const status = child.status.then(async (result) => {
     await readers;
     return result;
@@ -228,7 +199,7 @@ export async function startSidecar(
     stopOnLog(match, graceMs = 1500) {
       return new Promise<number>((resolve) => {
         if (logs.some(match) || exited) return resolve(terminate());
-        lineWatchers.push((line) => {
+        watch((line) => {
           if (match(line)) resolve(terminate());
         });
         // Never seen (the process exited first): nothing to wait for.
