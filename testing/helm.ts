@@ -3,25 +3,15 @@
  * chart and parses what they render. Renders are memoised and may be started
  * ahead of time, so a test suite can render every case concurrently.
  */
-import { parseAllDocuments } from "yaml";
+import { type KubeObject, parseManifests } from "./manifests.ts";
 
 export const CHART_DIR: string = new URL("../chart", import.meta.url).pathname;
 export const RELEASE = "imds";
 export const NAMESPACE = "kubevirt-imds";
 
-/** A Kubernetes object as helm rendered it. */
-export type K8sObject = {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  };
-  // deno-lint-ignore no-explicit-any
-  [field: string]: any;
-};
+/** A Kubernetes object as helm rendered it (its fields read freely by the chart tests). */
+// deno-lint-ignore no-explicit-any
+export type K8sObject = KubeObject & { [field: string]: any };
 
 /** Result of one helm invocation. */
 export type HelmResult = { ok: boolean; stdout: string; stderr: string };
@@ -137,12 +127,7 @@ export async function render(binary: HelmBinary, values: Values = {}): Promise<R
 
 /** Parses helm's multi-document output into objects (empty documents dropped). */
 export function parseRendered(text: string): Rendered {
-  const objects: K8sObject[] = [];
-  for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors[0]}`);
-    const value = doc.toJS();
-    if (value !== null && value !== undefined) objects.push(value as K8sObject);
-  }
+  const objects: K8sObject[] = parseManifests(text, "rendered YAML");
   const ofKind = (kind: string) => objects.filter((o) => o.kind === kind);
   return {
     objects,

@@ -1,6 +1,7 @@
 /**
  * The test manifests in deploy/test, read as Kubernetes objects (the end-to-end suite applies
- * them; deploy/test checks them offline), and the fields a typed round trip drops.
+ * them; deploy/test checks them offline), and the fields a typed round trip drops. The parser
+ * also reads what helm renders (helm.ts).
  */
 
 import { parseAllDocuments } from "yaml";
