@@ -19,6 +19,7 @@
  * the rows would measure that stall instead of the servers' work.
  */
 
+import { podCreateReview } from "../testing/admission_review.ts";
 import { makeCertificate, secretVolume } from "../testing/webhook_certificates.ts";
 import {
   cpuMs,
@@ -52,19 +53,10 @@ type Target = "webhook" | "bare Deno.serve" | "bare node:https";
 const pod = JSON.parse(
   await Deno.readTextFile(`${root}services/webhook/fixtures/pod_masquerade.json`),
 );
-const review = JSON.stringify({
-  apiVersion: "admission.k8s.io/v1",
-  kind: "AdmissionReview",
-  request: {
-    uid: "5f0c3f4e-bench",
-    kind: { group: "", version: "v1", kind: "Pod" },
-    resource: { group: "", version: "v1", resource: "pods" },
-    operation: "CREATE",
-    namespace: "vms",
-    userInfo: { username: "system:serviceaccount:kubevirt:kubevirt-controller" },
-    object: pod,
-  },
-});
+const review = JSON.stringify(podCreateReview(pod, {
+  uid: "5f0c3f4e-bench",
+  userInfo: { username: "system:serviceaccount:kubevirt:kubevirt-controller" },
+}));
 
 const certificate = await makeCertificate("imds-webhook-bench");
 const volume = await secretVolume(certificate);

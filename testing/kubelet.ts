@@ -22,6 +22,7 @@ import type { InjectionSettings } from "../services/webhook/config.ts";
 import { createMetrics } from "../services/webhook/metrics.ts";
 import { createLogger } from "../services/shared/log.ts";
 import { isObject, type JsonObject, type JsonValue } from "../services/webhook/json_patch.ts";
+import { podCreateReview } from "./admission_review.ts";
 import { downwardApiMap } from "./atomic_writer.ts";
 import { expand, lookupIn } from "./kubelet_expansion.ts";
 import { stopProcess } from "./processes.ts";
@@ -48,18 +49,7 @@ export async function webhookPatch(
     log: createLogger({ component: "webhook", level: "error", sink: () => {} }),
     notReadyReason: () => undefined,
   });
-  const review = {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: "kubelet-harness",
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      operation: "CREATE",
-      namespace: (pod.metadata as JsonObject)?.namespace ?? "default",
-      object: pod,
-    },
-  };
+  const review = podCreateReview(pod, { uid: "kubelet-harness" });
   const body = encoder.encode(JSON.stringify(review));
   const reply = await handler({
     method: "POST",

@@ -3,6 +3,7 @@
  * wait in order, a full queue is refused at once, and a real webhook process
  * over TLS keeps serving through a burst of API-server-sized reviews.
  */
+import { podCreateReview } from "../../testing/admission_review.ts";
 import { assert, assertEquals } from "../../testing/assert.ts";
 import { denoRunTask } from "../../testing/deno_tasks.ts";
 import { freePort, startServer } from "../../testing/processes.ts";
@@ -81,19 +82,7 @@ Deno.test("webhook process: a burst of 3 MiB reviews is answered (patched or 503
     const env = [];
     for (let i = 0; i < 75_000; i++) env.push({ name: `VAR_${i}`, value: String(i) });
     pod.spec.containers[0].env = env;
-    const review = (uid: string) =>
-      JSON.stringify({
-        apiVersion: "admission.k8s.io/v1",
-        kind: "AdmissionReview",
-        request: {
-          uid,
-          kind: { group: "", version: "v1", kind: "Pod" },
-          resource: { group: "", version: "v1", resource: "pods" },
-          operation: "CREATE",
-          namespace: "vms",
-          object: pod,
-        },
-      });
+    const review = (uid: string) => JSON.stringify(podCreateReview(pod, { uid }));
     const body = review("burst");
     assert(body.length > 2.5 * MIB && body.length < 3 * MIB, `review of ${body.length} bytes`);
     const post = async (text: string) => {
