@@ -186,6 +186,32 @@ async function guestHttp(
   return parseCurlOutput(output);
 }
 
+/**
+ * Logs in on `vmName`'s serial console and runs `session` there; a failure carries the
+ * console's last output, and the console is closed either way.
+ */
+async function inGuestConsole<T>(
+  run: RunContext,
+  vmName: string,
+  credentials: { user: string; password: string },
+  session: (guest: GuestConsole) => Promise<T>,
+): Promise<T> {
+  const guest = openConsole(run.options.virtctl, run.cluster.context, run.namespace, vmName);
+  try {
+    await guest.login(
+      credentials.user,
+      credentials.password,
+      run.options.bootTimeoutSeconds * 1000,
+    );
+    return await session(guest);
+  } catch (error) {
+    const tail = guest.transcript().slice(-1500);
+    throw new Error(`${(error as Error).message}\n--- console of ${vmName} (end) ---\n${tail}`);
+  } finally {
+    await guest.close();
+  }
+}
+
 /** Identity, missing header and token from inside the guest, over its serial console. */
 async function checkFromGuest(
   run: RunContext,
@@ -199,13 +225,7 @@ async function checkFromGuest(
     inspect?: (guest: GuestConsole) => Promise<void>;
   } = {},
 ): Promise<string> {
-  const guest = openConsole(run.options.virtctl, run.cluster.context, run.namespace, vmName);
-  try {
-    await guest.login(
-      credentials.user,
-      credentials.password,
-      run.options.bootTimeoutSeconds * 1000,
-    );
+  return await inGuestConsole(run, vmName, credentials, async (guest) => {
     for (const command of steps.prepare ?? []) {
       const { output, exitCode } = await guest.run(command);
       if (exitCode !== 0) {
@@ -227,12 +247,7 @@ async function checkFromGuest(
     run.log(`    guest ${vmName}: identity ${identity.body}; no header → 400`);
     await steps.inspect?.(guest);
     return identity.body;
-  } catch (error) {
-    const tail = guest.transcript().slice(-1500);
-    throw new Error(`${(error as Error).message}\n--- console of ${vmName} (end) ---\n${tail}`);
-  } finally {
-    await guest.close();
-  }
+  });
 }
 
 async function podNetworkVm(run: RunContext, file: string): Promise<string> {
@@ -329,27 +344,14 @@ export const SCENARIO_CHECKS: Record<Scenario, Check> = {
       throw new Error(`/v1/user-data answered ${userData.status}: ${userData.body}`);
     }
     // Logging in with the password the user-data set proves cloud-init applied it.
-    const guest = openConsole(
-      run.options.virtctl,
-      run.cluster.context,
-      run.namespace,
-      vm.metadata.name,
-    );
-    try {
-      await guest.login(UBUNTU.user, UBUNTU.password, run.options.bootTimeoutSeconds * 1000);
+    await inGuestConsole(run, vm.metadata.name, UBUNTU, async (guest) => {
       const marker = await guest.run("cat /var/lib/imds-test/marker");
       if (marker.exitCode !== 0 || !marker.output.includes("user-data applied by cloud-init")) {
         throw new Error(`the user-data's marker file is missing: ${marker.output}`);
       }
       const source = await guest.run("sudo cloud-init query v1.platform 2>/dev/null || true");
       run.log(`    guest: marker file present; cloud-init platform ${source.output.trim()}`);
-    } catch (error) {
-      throw new Error(
-        `${(error as Error).message}\n--- console ---\n${guest.transcript().slice(-1500)}`,
-      );
-    } finally {
-      await guest.close();
-    }
+    });
   },
 
   "opt-in-later": async (run) => {
@@ -420,14 +422,7 @@ async function checkOpenStackGuest(run: RunContext): Promise<void> {
   if (metadata.status !== 200 || !metadata.body.includes(key.split(" ")[1])) {
     throw new Error(`meta_data.json lacks the SSH key (${metadata.status}): ${metadata.body}`);
   }
-  const guest = openConsole(
-    run.options.virtctl,
-    run.cluster.context,
-    run.namespace,
-    vm.metadata.name,
-  );
-  try {
-    await guest.login(UBUNTU.user, UBUNTU.password, run.options.bootTimeoutSeconds * 1000);
+  await inGuestConsole(run, vm.metadata.name, UBUNTU, async (guest) => {
     const marker = await guest.run("cat /var/lib/imds-test/marker");
     if (marker.exitCode !== 0 || !marker.output.includes("OpenStack datasource")) {
       throw new Error(`the user-data's marker file is missing: ${marker.output}`);
@@ -441,11 +436,5 @@ async function checkOpenStackGuest(run: RunContext): Promise<void> {
       throw new Error(`the SSH key did not reach authorized_keys: ${keys.output}`);
     }
     run.log("    guest: OpenStack datasource, marker file and SSH key present");
-  } catch (error) {
-    throw new Error(
-      `${(error as Error).message}\n--- console ---\n${guest.transcript().slice(-1500)}`,
-    );
-  } finally {
-    await guest.close();
-  }
+  });
 }
