@@ -241,15 +241,26 @@ const RELEASES = [
 
 const helm = await needsHelm("helm");
 
+/** Runs `body` with this release's VM webhook chained with KubeVirt's, then stops the webhook. */
+async function withChain(
+  fullnameOverride: string,
+  body: (chain: ChainedWebhook[]) => Promise<void>,
+): Promise<void> {
+  const chained = await startChainedWebhook(fullnameOverride);
+  try {
+    await body([chained.webhook, KUBEVIRT_VM_MUTATOR]);
+  } finally {
+    await chained.close();
+  }
+}
+
 for (const release of RELEASES) {
   Deno.test({
     name: `order: with webhook configuration ${release.fullnameOverride}-vms, ${release.first} ` +
       "runs first and the opted-in VM still ends with its datasource",
     ...helm,
     async fn() {
-      const chained = await startChainedWebhook(release.fullnameOverride);
-      try {
-        const chain = [chained.webhook, KUBEVIRT_VM_MUTATOR];
+      await withChain(release.fullnameOverride, async (chain) => {
         for (const outcome of OUTCOMES) {
           const created = await admit(chain, "CREATE", virtualMachine(outcome.annotations));
           assertEquals(created.calls[0], release.first, "the order under test");
@@ -262,9 +273,7 @@ for (const release of RELEASES) {
           const updated = await admit(chain, "UPDATE", created.object, created.object);
           assertEquals(updated.object, created.object, outcome.datasource);
         }
-      } finally {
-        await chained.close();
-      }
+      });
     },
   });
 
@@ -273,9 +282,7 @@ for (const release of RELEASES) {
       "gets its datasource when it opts in later",
     ...helm,
     async fn() {
-      const chained = await startChainedWebhook(release.fullnameOverride);
-      try {
-        const chain = [chained.webhook, KUBEVIRT_VM_MUTATOR];
+      await withChain(release.fullnameOverride, async (chain) => {
         for (const outcome of OUTCOMES) {
           const created = await admit(chain, "CREATE", virtualMachine({}));
           const serial = (domainOf(created.object).firmware as JsonObject).serial;
@@ -286,9 +293,7 @@ for (const release of RELEASES) {
           const updated = await admit(chain, "UPDATE", optedIn, created.object);
           outcome.check(domainOf(updated.object));
         }
-      } finally {
-        await chained.close();
-      }
+      });
     },
   });
 }
