@@ -26,6 +26,7 @@ import {
   logMatching,
   type Sidecar,
   startSidecar,
+  type VmIdentity,
 } from "../../testing/netns/sidecar_process.ts";
 import { startDecoyMetadataService } from "../../testing/netns/node_services.ts";
 import {
@@ -36,10 +37,36 @@ import {
   createGuest,
   createPod,
   MASQUERADE,
+  type Pod,
   POD_NETWORK,
 } from "../../testing/netns/topology.ts";
 
 const GUEST_LINK_LOCAL = "169.254.100.100";
+
+/**
+ * The steps every binding passes: from outside the pod, the API answers neither on the pod IP
+ * nor to a neighbour that routes 169.254.169.254 via the pod IP.
+ */
+async function closedToTheOutside(
+  t: Deno.TestContext,
+  logs: () => Sidecar | undefined,
+  pod: Pod,
+  identity: VmIdentity,
+  options: { beforeRouting?: () => Promise<unknown> } = {},
+): Promise<void> {
+  await step(t, "the API is not reachable on the pod IP from the node", logs, async () => {
+    await assertPodIpUnreachable(pod, identity);
+  });
+  await step(
+    t,
+    "a neighbour routing 169.254.169.254 via the pod IP gets nothing",
+    logs,
+    async () => {
+      await options.beforeRouting?.();
+      await assertNotRoutableThroughPod(pod, identity);
+    },
+  );
+}
 
 netnsTest(
   "lab: masquerade — a bridge wired seconds after start is picked up and serves the guest",
@@ -87,18 +114,7 @@ netnsTest(
         );
       });
 
-      await step(t, "the API is not reachable on the pod IP from the node", logs, async () => {
-        await assertPodIpUnreachable(pod, identity);
-      });
-
-      await step(
-        t,
-        "a neighbour routing 169.254.169.254 via the pod IP gets nothing",
-        logs,
-        async () => {
-          await assertNotRoutableThroughPod(pod, identity);
-        },
-      );
+      await closedToTheOutside(t, logs, pod, identity);
     });
   },
 );
@@ -154,20 +170,10 @@ netnsTest(
         );
       });
 
-      await step(t, "the API is not reachable on the pod IP from the node", logs, async () => {
-        await assertPodIpUnreachable(pod, identity);
+      await closedToTheOutside(t, logs, pod, identity, {
+        // The node's own metadata address would win over the route: take it away first.
+        beforeRouting: () => ipBatch(pod.node, [`address del ${METADATA_ADDRESS}/32 dev lo`]),
       });
-
-      await step(
-        t,
-        "a neighbour routing 169.254.169.254 via the pod IP gets nothing",
-        logs,
-        async () => {
-          // The node's own metadata address would win over the route: take it away first.
-          await ipBatch(pod.node, [`address del ${METADATA_ADDRESS}/32 dev lo`]);
-          await assertNotRoutableThroughPod(pod, identity);
-        },
-      );
 
       await step(
         t,
@@ -236,18 +242,7 @@ netnsTest(
         );
       });
 
-      await step(t, "the API is not reachable on the pod IP from the node", logs, async () => {
-        await assertPodIpUnreachable(pod, identity);
-      });
-
-      await step(
-        t,
-        "a neighbour routing 169.254.169.254 via the pod IP gets nothing",
-        logs,
-        async () => {
-          await assertNotRoutableThroughPod(pod, identity);
-        },
-      );
+      await closedToTheOutside(t, logs, pod, identity);
 
       await step(
         t,
@@ -319,18 +314,7 @@ netnsTest("lab: passt — the service is reachable from inside the pod's namespa
       },
     );
 
-    await step(t, "the API is not reachable on the pod IP from the node", logs, async () => {
-      await assertPodIpUnreachable(pod, identity);
-    });
-
-    await step(
-      t,
-      "a neighbour routing 169.254.169.254 via the pod IP gets nothing",
-      logs,
-      async () => {
-        await assertNotRoutableThroughPod(pod, identity);
-      },
-    );
+    await closedToTheOutside(t, logs, pod, identity);
   });
 });
 
@@ -377,18 +361,7 @@ netnsTest(
         },
       );
 
-      await step(t, "the API is not reachable on the pod IP from the node", logs, async () => {
-        await assertPodIpUnreachable(pod, identity);
-      });
-
-      await step(
-        t,
-        "a neighbour routing 169.254.169.254 via the pod IP gets nothing",
-        logs,
-        async () => {
-          await assertNotRoutableThroughPod(pod, identity);
-        },
-      );
+      await closedToTheOutside(t, logs, pod, identity);
     });
   },
 );
