@@ -397,13 +397,19 @@ export interface Ipv4Address {
 }
 
 export function listIpv4Addresses(options: DumpOptions = {}): Ipv4Address[] {
+  return listAddresses(AF_INET, options);
+}
+
+/** The addresses of one family on every interface (IFA_LOCAL where there is one). */
+function listAddresses(family: number, options: DumpOptions): Ipv4Address[] {
+  const format = family === AF_INET6 ? formatIpv6 : formatIpv4;
   return dump(
     sock(),
     {
       type: RTM_GETADDR,
-      payload: ifaddrmsg({ family: AF_INET, prefix: 0, scope: 0, index: 0 }),
+      payload: ifaddrmsg({ family, prefix: 0, scope: 0, index: 0 }),
     },
-    "list IPv4 addresses",
+    `list ${family === AF_INET6 ? "IPv6" : "IPv4"} addresses`,
     options,
   )
     .filter((message) => message.type === RTM_NEWADDR)
@@ -418,9 +424,20 @@ export function listIpv4Addresses(options: DumpOptions = {}): Ipv4Address[] {
       return {
         index: view.getUint32(4, true),
         prefix: view.getUint8(1),
-        address: local ? formatIpv4(local) : "",
+        address: local ? format(local) : "",
       };
     });
+}
+
+/** RTM_NEWADDR with `payload`; false when the device already had the address. */
+function newAddress(payload: Uint8Array, description: string): boolean {
+  try {
+    request(sock(), { type: RTM_NEWADDR, flags: NLM_F_CREATE | NLM_F_EXCL, payload }, description);
+    return true;
+  } catch (error) {
+    if (isSyscallError(error, EEXIST)) return false;
+    throw error;
+  }
 }
 
 /**
@@ -433,21 +450,14 @@ export function addIpv4Address(
   options: { scope?: number; what?: string } = {},
 ): boolean {
   const { address, prefix } = parseCidr(cidr);
-  try {
-    request(sock(), {
-      type: RTM_NEWADDR,
-      flags: NLM_F_CREATE | NLM_F_EXCL,
-      payload: concat(
-        ifaddrmsg({ family: AF_INET, prefix, scope: options.scope ?? RT_SCOPE_UNIVERSE, index }),
-        attr(IFA_LOCAL, address),
-        attr(IFA_ADDRESS, address),
-      ),
-    }, `add address ${cidr} to ${options.what ?? `interface ${index}`}`);
-    return true;
-  } catch (error) {
-    if (isSyscallError(error, EEXIST)) return false;
-    throw error;
-  }
+  return newAddress(
+    concat(
+      ifaddrmsg({ family: AF_INET, prefix, scope: options.scope ?? RT_SCOPE_UNIVERSE, index }),
+      attr(IFA_LOCAL, address),
+      attr(IFA_ADDRESS, address),
+    ),
+    `add address ${cidr} to ${options.what ?? `interface ${index}`}`,
+  );
 }
 
 /**
@@ -457,21 +467,14 @@ export function addIpv4Address(
  */
 export function addIpv6Address(index: number, cidr: string, what = `interface ${index}`): boolean {
   const { address, prefix } = parseIpv6Cidr(cidr);
-  try {
-    request(sock(), {
-      type: RTM_NEWADDR,
-      flags: NLM_F_CREATE | NLM_F_EXCL,
-      payload: concat(
-        ifaddrmsg({ family: AF_INET6, prefix, scope: RT_SCOPE_UNIVERSE, index }),
-        attr(IFA_ADDRESS, address),
-        attrU32(IFA_FLAGS, IFA_F_NODAD),
-      ),
-    }, `add address ${cidr} to ${what}`);
-    return true;
-  } catch (error) {
-    if (isSyscallError(error, EEXIST)) return false;
-    throw error;
-  }
+  return newAddress(
+    concat(
+      ifaddrmsg({ family: AF_INET6, prefix, scope: RT_SCOPE_UNIVERSE, index }),
+      attr(IFA_ADDRESS, address),
+      attrU32(IFA_FLAGS, IFA_F_NODAD),
+    ),
+    `add address ${cidr} to ${what}`,
+  );
 }
 
 export function deleteIpv4Address(index: number, cidr: string, what = `interface ${index}`): void {
@@ -504,30 +507,7 @@ function formatAny(family: number, bytes: Uint8Array): string {
 
 /** The IPv6 addresses of every interface (link-local ones included), like listIpv4Addresses. */
 export function listIpv6Addresses(options: DumpOptions = {}): Ipv4Address[] {
-  return dump(
-    sock(),
-    {
-      type: RTM_GETADDR,
-      payload: ifaddrmsg({ family: AF_INET6, prefix: 0, scope: 0, index: 0 }),
-    },
-    "list IPv6 addresses",
-    options,
-  )
-    .filter((message) => message.type === RTM_NEWADDR)
-    .map((message) => {
-      const view = new DataView(
-        message.payload.buffer,
-        message.payload.byteOffset,
-        message.payload.byteLength,
-      );
-      const attrs = attrTable(message.payload.subarray(8));
-      const local = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
-      return {
-        index: view.getUint32(4, true),
-        prefix: view.getUint8(1),
-        address: local ? formatIpv6(local) : "",
-      };
-    });
+  return listAddresses(AF_INET6, options);
 }
 
 // ---- routes -------------------------------------------------------------------------------
