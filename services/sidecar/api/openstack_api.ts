@@ -14,12 +14,10 @@ import { type DocumentReader, documentReader } from "./cloud_init_files.ts";
 import { guestMetaData, type InstanceState } from "./instance_document.ts";
 import {
   fileList,
-  LATEST,
   metaDataJson,
-  OPENSTACK_VERSIONS,
   type OpenStackFile,
+  type OpenStackPath,
   vendorDataJson,
-  versionHas,
   versionList,
 } from "./openstack_documents.ts";
 import { dhcpNetworkData, type NetworkData, translateNetworkConfig } from "./openstack_network.ts";
@@ -45,43 +43,51 @@ const TEXT = { "content-type": "text/plain; charset=utf-8" };
 const NO_STORE = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 const decoder = new TextDecoder();
 
-/** Every /openstack path, mapped to its route. */
-export function openstackRoutes(
+/** The routes of the API, and when network_data.json can be answered. */
+export interface OpenStackEndpoints {
+  /** The route that serves `at`. */
+  route(at: OpenStackPath): Route;
+  /** Settles once the YAML parser a YAML network-config needs has loaded (at once when none does). */
+  ready: Promise<void>;
+}
+
+export function openstackEndpoints(
   config: SidecarConfig,
   sources: OpenStackSources,
   log: Logger,
-): [string, Route][] {
+): OpenStackEndpoints {
   const documents = openstackDocuments(config, sources, log);
   const read = (handle: (client: string) => PlainResponse): Route => ({
     protected: false,
     handle: (_query, client) => handle(client ?? ""),
   });
-  const routes: [string, Route][] = [];
   const versions = read(() => ({ status: 200, headers: TEXT, body: versionList() }));
-  routes.push(["/openstack", versions], ["/openstack/", versions]);
-  for (const version of [...OPENSTACK_VERSIONS, LATEST]) {
-    const listing = read(() => {
+  const listing = (version: string) =>
+    read(() => {
       const userData = documents.userData();
       const has = "bytes" in userData && userData.bytes.length > 0;
       return { status: 200, headers: TEXT, body: fileList(version, has) };
     });
-    routes.push([`/openstack/${version}`, listing], [`/openstack/${version}/`, listing]);
-    const files: Record<OpenStackFile, Route> = {
-      "meta_data.json": read(() => documents.metaData()),
-      "user_data": read(() => documents.userDataResponse()),
-      "vendor_data.json": read(() => documents.vendorData()),
-      "vendor_data2.json": read(() => jsonAnswer(200, {})),
-      "network_data.json": read((client) => documents.networkData(client)),
-      "password": {
-        ...read(() => ({ status: 200, headers: NO_STORE, body: sources.passwords.get() })),
-        post: { maxBytes: MAX_PASSWORD_BYTES, accept: (body) => acceptPassword(body, sources) },
-      },
-    };
-    for (const [file, route] of Object.entries(files) as [OpenStackFile, Route][]) {
-      if (versionHas(version, file)) routes.push([`/openstack/${version}/${file}`, route]);
-    }
-  }
-  return routes;
+  const files: Record<OpenStackFile, Route> = {
+    "meta_data.json": read(() => documents.metaData()),
+    "user_data": read(() => documents.userDataResponse()),
+    "vendor_data.json": read(() => documents.vendorData()),
+    "vendor_data2.json": read(() => jsonAnswer(200, {})),
+    "network_data.json": read((client) => documents.networkData(client)),
+    "password": {
+      ...read(() => ({ status: 200, headers: NO_STORE, body: sources.passwords.get() })),
+      post: { maxBytes: MAX_PASSWORD_BYTES, accept: (body) => acceptPassword(body, sources) },
+    },
+  };
+  return {
+    route: (at) =>
+      at.version === undefined
+        ? versions
+        : at.file === undefined
+        ? listing(at.version)
+        : files[at.file],
+    ready: documents.ready,
+  };
 }
 
 function openstackDocuments(config: SidecarConfig, sources: OpenStackSources, log: Logger) {
@@ -89,6 +95,7 @@ function openstackDocuments(config: SidecarConfig, sources: OpenStackSources, lo
   const networkData = networkDataBuilder(sources, log);
   return {
     userData: sources.userData,
+    ready: networkData.ready,
     metaData(): PlainResponse {
       const password = adminPassword();
       if ("unavailable" in password) {
@@ -119,7 +126,7 @@ function openstackDocuments(config: SidecarConfig, sources: OpenStackSources, lo
       return jsonAnswer(200, vendorDataJson(decoder.decode(result.bytes)));
     },
     networkData(client: string): PlainResponse {
-      const result = networkData(client);
+      const result = networkData.forClient(client);
       if ("unavailable" in result) {
         return unavailable("network_data.json", result.unavailable, log);
       }
@@ -183,7 +190,7 @@ type NetworkDataResult = { data: NetworkData | undefined } | { unavailable: stri
 function networkDataBuilder(
   sources: OpenStackSources,
   log: Logger,
-): (client: string) => NetworkDataResult {
+): { forClient: (client: string) => NetworkDataResult; ready: Promise<void> } {
   let yaml: ((text: string) => unknown) | undefined;
   let yamlLoading: Promise<void> | undefined;
   const loadYaml = () => {
@@ -232,7 +239,7 @@ function networkDataBuilder(
   // Start loading the parser at once when a network-config may be YAML.
   const initial = sources.networkConfig();
   if ("bytes" in initial && initial.bytes.length > 0) translated(initial.bytes);
-  return (client) => {
+  const forClient = (client: string): NetworkDataResult => {
     const source = sources.networkConfig();
     if ("unavailable" in source) return source;
     if (source.bytes.length > 0) {
@@ -243,4 +250,5 @@ function networkDataBuilder(
     const mac = sources.clientMac(client);
     return { data: mac === undefined ? undefined : dhcpNetworkData(mac) };
   };
+  return { forClient, ready: yamlLoading ?? Promise.resolve() };
 }

@@ -39,6 +39,30 @@ export function versionHas(version: string, file: OpenStackFile): boolean {
   return version === LATEST || version >= OPENSTACK_FILES[file];
 }
 
+/** One path of the API: the version list (no version), a version's file list (no file), or a file. */
+export interface OpenStackPath {
+  path: string;
+  version?: string;
+  file?: OpenStackFile;
+}
+
+/** Every path the API answers, each version with and without its trailing slash. */
+export function openstackPaths(): OpenStackPath[] {
+  const paths: OpenStackPath[] = [{ path: "/openstack" }, { path: "/openstack/" }];
+  for (const version of [...OPENSTACK_VERSIONS, LATEST]) {
+    paths.push({ path: `/openstack/${version}`, version }, {
+      path: `/openstack/${version}/`,
+      version,
+    });
+    for (const file of Object.keys(OPENSTACK_FILES) as OpenStackFile[]) {
+      if (versionHas(version, file)) {
+        paths.push({ path: `/openstack/${version}/${file}`, version, file });
+      }
+    }
+  }
+  return paths;
+}
+
 /** GET /openstack: one version per line, `latest` last. */
 export function versionList(): string {
   return [...OPENSTACK_VERSIONS, LATEST].join("\n");

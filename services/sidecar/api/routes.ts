@@ -10,7 +10,7 @@ import type { Identity, SidecarConfig } from "../config.ts";
 import { type DocumentReader, documentReader } from "./cloud_init_files.ts";
 import { readToken } from "./token.ts";
 import { clientMacLookup } from "./client_mac.ts";
-import { openstackRoutes } from "./openstack_api.ts";
+import { openstackRoutes } from "./openstack_routes.ts";
 import { createPasswordStore } from "./password_store.ts";
 import { type SshKey, sshKeyReader } from "./ssh_keys.ts";
 import { guestMetaData, instanceReader, type InstanceState } from "./instance_document.ts";
@@ -50,7 +50,7 @@ export interface HeaderLookup {
 export interface PostRoute {
   /** Larger bodies are refused with 413 before they are read. */
   maxBytes: number;
-  accept(body: Uint8Array): PlainResponse;
+  accept(body: Uint8Array): PlainResponse | Promise<PlainResponse>;
 }
 
 /** Seconds a client should wait before retrying when something is not ready yet. */
