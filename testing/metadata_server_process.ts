@@ -105,7 +105,8 @@ export async function startMetadataServerProcess(
     // The log line rather than a probe connection: a probe would take a connection slot.
     await waitForLog((line) => line.msg === "metadata server listening");
   } catch (error) {
-    child.kill("SIGKILL");
+    // Already exited or not: the error names what happened, with the process's log.
+    await stopProcess(child, 0);
     await status;
     throw error;
   }
