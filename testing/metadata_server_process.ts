@@ -33,6 +33,11 @@ export interface MetadataServerProcess {
   waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Open file descriptors. */
   openFiles(): number;
+  /**
+   * The TCP connections on its port that it holds open: its socket descriptors found in
+   * /proc/net/tcp as connections (not the listener) on that port.
+   */
+  connections(): number;
   /** SIGTERM; resolves to the exit status (SIGKILL after 5 s). */
   stop(): Promise<Deno.CommandStatus>;
 }
@@ -117,11 +122,32 @@ export async function startMetadataServerProcess(
     logs,
     waitForLog,
     openFiles: () => [...Deno.readDirSync(`/proc/${pid}/fd`)].length,
+    connections: () => heldConnections(pid, port),
     async stop() {
       await stopProcess(child, 5000);
       return await status;
     },
   };
+}
+
+/** TCP_LISTEN in the `st` column of /proc/net/tcp. */
+const TCP_LISTEN = "0A";
+
+function heldConnections(pid: number, port: number): number {
+  const sockets = new Set<string>();
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      const target = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode) sockets.add(inode);
+    } catch { /* closed meanwhile */ }
+  }
+  const portHex = port.toString(16).toUpperCase().padStart(4, "0");
+  return Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1).filter((row) => {
+    const fields = row.trim().split(/\s+/);
+    return fields.length > 9 && fields[1].endsWith(`:${portHex}`) && fields[3] !== TCP_LISTEN &&
+      sockets.has(fields[9]);
+  }).length;
 }
 
 if (import.meta.main) {
