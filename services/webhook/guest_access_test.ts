@@ -1,19 +1,13 @@
 import jsonpatch from "fast-json-patch";
 import { assertEquals } from "../../testing/assert.ts";
 import { podSchemaProblems } from "../../testing/pod_schema.ts";
-import { envFrom } from "../shared/settings.ts";
-import { type InjectionSettings, loadWebhookConfig } from "./config.ts";
+import type { InjectionSettings } from "./config.ts";
+import { webhookConfigFrom } from "../../testing/webhook_config.ts";
 import type { JsonObject } from "./json_patch.ts";
 import { mutatePod } from "./pod_mutation.ts";
 
 function settings(): InjectionSettings {
-  const loaded = loadWebhookConfig({
-    args: ["--tls-cert", "/tls/tls.crt", "--tls-key", "/tls/tls.key", "--config", "/config.yaml"],
-    env: envFrom({ IMDS_WEBHOOK_SIDECAR_IMAGE: "ghcr.io/kubevirt-imds/sidecar:0.1.0" }),
-    readFile: () => "{}",
-  });
-  if (loaded.help) throw new Error("unexpected help");
-  return loaded.config;
+  return webhookConfigFrom({}, "ghcr.io/kubevirt-imds/sidecar:0.1.0");
 }
 
 interface Container {

@@ -5,6 +5,7 @@
  */
 import { assertEquals, assertMatch } from "../../testing/assert.ts";
 import { denoRunTask } from "../../testing/deno_tasks.ts";
+import { webhookConfigFrom } from "../../testing/webhook_config.ts";
 import {
   applyPatch,
   canMaterialise,
@@ -22,8 +23,7 @@ import {
   SESSION_TTL_HEADER,
   SIDECAR_CONTAINER_NAME,
 } from "../shared/contract.ts";
-import { envFrom } from "../shared/settings.ts";
-import { loadWebhookConfig, type WebhookConfig } from "./config.ts";
+import type { WebhookConfig } from "./config.ts";
 import { readGuestProtection, readSeedSerial } from "./guest_protection.ts";
 import type { JsonObject } from "./json_patch.ts";
 import { mutatePod } from "./pod_mutation.ts";
@@ -32,16 +32,6 @@ import { mutateVm } from "./vm_mutation.ts";
 const ROOT = new URL("../../", import.meta.url);
 const SIDECAR = denoRunTask("sidecar", "services/sidecar/main.ts");
 const DEFAULTS = { hopLimit: 1, sessionsRequired: false };
-
-function webhookConfig(file: Record<string, unknown> = {}): WebhookConfig {
-  const loaded = loadWebhookConfig({
-    args: ["--tls-cert=/tls/tls.crt", "--tls-key=/tls/tls.key", "--config=/config.yaml"],
-    env: envFrom({ IMDS_WEBHOOK_SIDECAR_IMAGE: "ghcr.io/kubevirt-imds/sidecar:test" }),
-    readFile: () => JSON.stringify(file),
-  });
-  if (loaded.help) throw new Error("unexpected --help");
-  return loaded.config;
-}
 
 async function fixture(name: string): Promise<JsonObject> {
   return JSON.parse(
@@ -87,7 +77,7 @@ Deno.test("annotations override the chart's hop limit and session rule; odd valu
 
 Deno.test("the pod webhook writes the VM's hop limit and session rule, else the chart's", async () => {
   const pod = await fixture("pod_masquerade");
-  const chart = webhookConfig({ sidecar: { hopLimit: 2, sessionsRequired: true } });
+  const chart = webhookConfigFrom({ sidecar: { hopLimit: 2, sessionsRequired: true } });
   const fromChart = sidecarEnv(structuredClone(pod), chart);
   assertEquals([fromChart.IMDS_HOP_LIMIT, fromChart.IMDS_SESSIONS_REQUIRED], ["2", "true"]);
   pod.metadata = {
@@ -162,7 +152,7 @@ Deno.test({
     (pod.metadata as { annotations: Record<string, string> }).annotations[
       ANNOTATIONS.sessionsRequired
     ] = "true";
-    const config = webhookConfig();
+    const config = webhookConfigFrom();
     const patched = applyPatch(pod, await webhookPatch(pod, config));
     const materialised = await materialise(patched, SIDECAR_CONTAINER_NAME, {
       token: () => "header.e30.signature",

@@ -1,7 +1,7 @@
 import jsonpatch from "fast-json-patch";
 import { assert, assertEquals } from "../../testing/assert.ts";
-import { envFrom } from "../shared/settings.ts";
-import { type InjectionSettings, loadWebhookConfig } from "./config.ts";
+import type { InjectionSettings } from "./config.ts";
+import { webhookConfigFrom } from "../../testing/webhook_config.ts";
 import type { JsonObject, PatchOperation } from "./json_patch.ts";
 import { mutatePod } from "./pod_mutation.ts";
 import { podSchemaProblems } from "../../testing/pod_schema.ts";
@@ -9,13 +9,7 @@ import { podSchemaProblems } from "../../testing/pod_schema.ts";
 const IMAGE = "ghcr.io/kubevirt-imds/sidecar:0.1.0";
 
 function settings(file: JsonObject = {}): InjectionSettings {
-  const loaded = loadWebhookConfig({
-    args: ["--tls-cert", "/tls/tls.crt", "--tls-key", "/tls/tls.key", "--config", "/config.yaml"],
-    env: envFrom({ IMDS_WEBHOOK_SIDECAR_IMAGE: IMAGE }),
-    readFile: () => JSON.stringify(file),
-  });
-  if (loaded.help) throw new Error("unexpected help");
-  return loaded.config;
+  return webhookConfigFrom(file, IMAGE);
 }
 
 function fixture(name: string): JsonObject {

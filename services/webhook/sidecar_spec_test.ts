@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../testing/assert.ts";
 import { denoRunTask } from "../../testing/deno_tasks.ts";
+import { webhookConfigFrom } from "../../testing/webhook_config.ts";
 import {
   applyPatch,
   canMaterialise,
@@ -17,8 +18,7 @@ import {
   webhookPatch,
 } from "../../testing/kubelet.ts";
 import { ANNOTATIONS, METADATA_ADDRESS, SIDECAR_CONTAINER_NAME } from "../shared/contract.ts";
-import { envFrom } from "../shared/settings.ts";
-import { loadWebhookConfig, MAX_VENDOR_DATA_BYTES, type WebhookConfig } from "./config.ts";
+import { MAX_VENDOR_DATA_BYTES, type WebhookConfig } from "./config.ts";
 import type { JsonObject } from "./json_patch.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -35,16 +35,6 @@ const HOSTILE = [
   "  - echo 漢字 🎉 e\u0301 \u00a0nbsp $\u00e9 $🎉",
   "",
 ].join("\n");
-
-function webhookConfig(file: Record<string, unknown>): WebhookConfig {
-  const loaded = loadWebhookConfig({
-    args: ["--tls-cert=/tls/tls.crt", "--tls-key=/tls/tls.key", "--config=/config.yaml"],
-    env: envFrom({ IMDS_WEBHOOK_SIDECAR_IMAGE: "ghcr.io/kubevirt-imds/sidecar:test" }),
-    readFile: () => JSON.stringify(file),
-  });
-  if (loaded.help) throw new Error("unexpected --help");
-  return loaded.config;
-}
 
 async function launcherPod(annotations: Record<string, string>): Promise<JsonObject> {
   const pod = JSON.parse(
@@ -163,7 +153,7 @@ Deno.test({
       "https://sts.example.com/€$x",
       "$",
     ];
-    const config = webhookConfig({ vendorData: HOSTILE, token: { audiences } });
+    const config = webhookConfigFrom({ vendorData: HOSTILE, token: { audiences } });
     const networkConfig = `version: 2\n# ${HOSTILE}`;
     const pod = await launcherPod({
       [ANNOTATIONS.userData]: HOSTILE,
@@ -221,7 +211,7 @@ Deno.test({
   async fn() {
     for (const vendorData of ["$".repeat(MAX_VENDOR_DATA_BYTES), "€".repeat(21_333)]) {
       const pod = await launcherPod({});
-      const sidecar = await startSidecar(webhookConfig({ vendorData }), pod);
+      const sidecar = await startSidecar(webhookConfigFrom({ vendorData }), pod);
       try {
         const response = await sidecar.get("/v1/vendor-data");
         assertEquals(response.status, 200);
@@ -237,7 +227,7 @@ Deno.test("kubelet: vendor-data over the limit is refused when the webhook reads
   for (const vendorData of ["#".repeat(MAX_VENDOR_DATA_BYTES + 1), "€".repeat(21_334)]) {
     let message = "";
     try {
-      webhookConfig({ vendorData });
+      webhookConfigFrom({ vendorData });
     } catch (error) {
       message = (error as Error).message;
     }
@@ -245,7 +235,7 @@ Deno.test("kubelet: vendor-data over the limit is refused when the webhook reads
   }
   let nul = "";
   try {
-    webhookConfig({ vendorData: "a\0b" });
+    webhookConfigFrom({ vendorData: "a\0b" });
   } catch (error) {
     nul = (error as Error).message;
   }
@@ -261,7 +251,7 @@ Deno.test({
   ignore,
   async fn() {
     // Unescaped, as the webhook once wrote it: the kubelet turns `$€` into bytes that are not UTF-8.
-    const config = webhookConfig({});
+    const config = webhookConfigFrom({});
     const pod = await launcherPod({});
     const patched = applyPatch(pod, await webhookPatch(pod, config));
     const sidecarContainer = ((patched.spec as JsonObject).initContainers as JsonObject[])
@@ -300,7 +290,7 @@ Deno.test({
   name: "kubelet: a guest reads the annotations the operator allows in /v1/instance, and no others",
   ignore,
   async fn() {
-    const config = webhookConfig({
+    const config = webhookConfigFrom({
       sidecar: { allowedAnnotations: ["example.com/owner", "team.example.com/*"] },
     });
     const pod = await launcherPod({
