@@ -125,9 +125,14 @@ export function serveHttp1(options: Http1ServerOptions, handler: RequestHandler)
       }
       const remote = conn.remoteAddr as Deno.NetAddr;
       const slot = table.admit(conn, remote.hostname);
-      const served = "shed" in slot
-        ? refuse(conn, slot.shed)
-        : serveConnection(conn, slot, context);
+      if ("shed" in slot) {
+        // Awaited before the next accept, so a flood of refused connections never holds more
+        // descriptors than the caps allow: a 503 this small always fits a fresh socket's send
+        // buffer, so the write does not wait for the client.
+        await refuse(conn, slot.shed);
+        continue;
+      }
+      const served = serveConnection(conn, slot, context);
       connections.add(served);
       served.finally(() => connections.delete(served));
     }
