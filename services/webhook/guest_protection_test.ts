@@ -4,13 +4,12 @@
  * webhook, and obeyed by the real sidecar the kubelet starts from the patch.
  */
 import { assertEquals, assertMatch } from "../../testing/assert.ts";
-import { denoRunTask } from "../../testing/deno_tasks.ts";
 import { webhookConfigFrom } from "../../testing/webhook_config.ts";
 import {
   applyPatch,
   canMaterialise,
   materialise,
-  startContainerProcess,
+  startSidecarServe,
   webhookPatch,
 } from "../../testing/kubelet.ts";
 import {
@@ -30,7 +29,6 @@ import { mutatePod } from "./pod_mutation.ts";
 import { mutateVm } from "./vm_mutation.ts";
 
 const ROOT = new URL("../../", import.meta.url);
-const SIDECAR = denoRunTask("sidecar", "services/sidecar/main.ts");
 const DEFAULTS = { hopLimit: 1, sessionsRequired: false };
 
 async function fixture(name: string): Promise<JsonObject> {
@@ -157,17 +155,7 @@ Deno.test({
     const materialised = await materialise(patched, SIDECAR_CONTAINER_NAME, {
       token: () => "header.e30.signature",
     });
-    const process = await startContainerProcess(
-      materialised,
-      [Deno.execPath(), "run", ...SIDECAR.flags, new URL(SIDECAR.script, ROOT).pathname, "serve"],
-      {
-        imageEnv: {
-          HOME: Deno.env.get("HOME") ?? "/root",
-          DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
-        },
-        addresses: [`${METADATA_ADDRESS}/32`],
-      },
-    );
+    const process = await startSidecarServe(materialised, [`${METADATA_ADDRESS}/32`]);
     const curl = async (path: string, headers: Record<string, string>, method = "GET") => {
       const output = await process.inNetwork([
         "curl",

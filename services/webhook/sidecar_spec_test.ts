@@ -6,7 +6,6 @@
  * inside the pod's network namespace.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../../testing/assert.ts";
-import { denoRunTask } from "../../testing/deno_tasks.ts";
 import { webhookConfigFrom } from "../../testing/webhook_config.ts";
 import {
   applyPatch,
@@ -14,7 +13,7 @@ import {
   type ContainerProcess,
   materialise,
   type Materialised,
-  startContainerProcess,
+  startSidecarServe,
   webhookPatch,
 } from "../../testing/kubelet.ts";
 import { ANNOTATIONS, METADATA_ADDRESS, SIDECAR_CONTAINER_NAME } from "../shared/contract.ts";
@@ -22,7 +21,6 @@ import { MAX_VENDOR_DATA_BYTES, type WebhookConfig } from "./config.ts";
 import type { JsonObject } from "./json_patch.ts";
 
 const ROOT = new URL("../../", import.meta.url);
-const SIDECAR = denoRunTask("sidecar", "services/sidecar/main.ts");
 const ignore = !canMaterialise();
 
 /** Text the kubelet, a shell or YAML would all like to rewrite. */
@@ -79,20 +77,7 @@ async function startSidecar(
     token: tokenFor,
     ...cluster,
   });
-  const process = await startContainerProcess(
-    materialised,
-    [
-      Deno.execPath(),
-      "run",
-      ...SIDECAR.flags,
-      new URL(SIDECAR.script, ROOT).pathname,
-      "serve",
-    ],
-    {
-      imageEnv: { HOME: Deno.env.get("HOME") ?? "/root", DENO_DIR: Deno.env.get("DENO_DIR") ?? "" },
-      addresses: [`${METADATA_ADDRESS}/32`],
-    },
-  );
+  const process = await startSidecarServe(materialised, [`${METADATA_ADDRESS}/32`]);
   const get: Pod["get"] = async (path, headers = {}) => {
     const output = await process.inNetwork([
       "curl",
@@ -259,16 +244,7 @@ Deno.test({
     (sidecarContainer.env as JsonObject[]).push({ name: "IMDS_VENDOR_DATA", value: "5$€" });
     const materialised = await materialise(patched, SIDECAR_CONTAINER_NAME, { token: tokenFor });
     try {
-      const process = await startContainerProcess(
-        materialised,
-        [Deno.execPath(), "run", ...SIDECAR.flags, new URL(SIDECAR.script, ROOT).pathname, "serve"],
-        {
-          imageEnv: {
-            HOME: Deno.env.get("HOME") ?? "/root",
-            DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
-          },
-        },
-      );
+      const process = await startSidecarServe(materialised);
       const output = await process.child.output();
       assertEquals(output.code, 2);
       const lines = new TextDecoder().decode(output.stdout).trim().split("\n")
