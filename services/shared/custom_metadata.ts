@@ -74,8 +74,3 @@ export function readCustomMetadata(annotations: Record<string, unknown>): Custom
   }
   return { entries, problems };
 }
-
-/** Whether `key` is a valid custom metadata key (the part after the prefix). */
-export function isCustomMetadataKey(key: string): boolean {
-  return KEY.test(key);
-}
