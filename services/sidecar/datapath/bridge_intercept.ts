@@ -27,12 +27,7 @@
 
 import { METADATA_ADDRESS } from "../../shared/contract.ts";
 import type { Logger } from "../../shared/log.ts";
-import {
-  type BatchMessage,
-  closeNetlink,
-  NETLINK_NETFILTER,
-  openNetlink,
-} from "../kernel/netlink.ts";
+import { closeNetlink, NETLINK_NETFILTER, openNetlink } from "../kernel/netlink.ts";
 import { commit } from "../kernel/nftables.ts";
 import { batchShape, readTableShape, rulesetGeneration } from "../kernel/nftables_state.ts";
 import {
@@ -197,15 +192,6 @@ export interface BridgeIntercept {
   remove(ctx: InterceptContext): void;
 }
 
-function commitBatch(messages: BatchMessage[], what: string): void {
-  const sock = openNetlink(NETLINK_NETFILTER);
-  try {
-    commit(sock, messages, what);
-  } finally {
-    closeNetlink(sock);
-  }
-}
-
 /** The reply routes `ctx` implies now (for removing what an earlier run installed). */
 function currentRoutes(ctx: InterceptContext): Route[] {
   const links = listLinks();
@@ -271,9 +257,9 @@ export function createBridgeIntercept(): BridgeIntercept {
       );
     }
     if (targets.length === 0) {
-      commitBatch(removalBatch(), `remove nftables table bridge ${INTERCEPT_TABLE.table}`);
+      commit(removalBatch(), `remove nftables table bridge ${INTERCEPT_TABLE.table}`);
     } else {
-      commitBatch(
+      commit(
         interceptBatch(targets),
         `install nftables table bridge ${INTERCEPT_TABLE.table}`,
       );

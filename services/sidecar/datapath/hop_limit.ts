@@ -14,12 +14,7 @@
 
 import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../../shared/contract.ts";
 import type { Logger } from "../../shared/log.ts";
-import {
-  type BatchMessage,
-  closeNetlink,
-  NETLINK_NETFILTER,
-  openNetlink,
-} from "../kernel/netlink.ts";
+import type { BatchMessage } from "../kernel/netlink.ts";
 import {
   commit,
   deleteTable,
@@ -83,12 +78,7 @@ export function hopLimitBatch(limit: number): BatchMessage[] {
 
 /** Installs (or removes, for 0) the hop limit. Call before the server starts listening. */
 export function installHopLimit(limit: number, log: Logger): void {
-  const sock = openNetlink(NETLINK_NETFILTER);
-  try {
-    commit(sock, hopLimitBatch(limit), `set the hop limit of the service's replies to ${limit}`);
-  } finally {
-    closeNetlink(sock);
-  }
+  commit(hopLimitBatch(limit), `set the hop limit of the service's replies to ${limit}`);
   if (limit === 0) {
     log.info("replies keep the kernel's default TTL and hop limit (hop limit 0: turned off)");
   } else {

@@ -30,12 +30,7 @@
 
 import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../../shared/contract.ts";
 import type { Logger } from "../../shared/log.ts";
-import {
-  type BatchMessage,
-  closeNetlink,
-  NETLINK_NETFILTER,
-  openNetlink,
-} from "../kernel/netlink.ts";
+import type { BatchMessage } from "../kernel/netlink.ts";
 import {
   bridgedArpFor,
   bridgedIpv4To,
@@ -265,18 +260,9 @@ export function guardBatch(): BatchMessage[] {
   return messages;
 }
 
-function send(messages: BatchMessage[], what: string): void {
-  const sock = openNetlink(NETLINK_NETFILTER);
-  try {
-    commit(sock, messages, what);
-  } finally {
-    closeNetlink(sock);
-  }
-}
-
 /** Installs (or refreshes) the guard. Call before the server starts listening. */
 export function installIngressGuard(log: Logger): void {
-  send(
+  commit(
     guardBatch(),
     `install the ${METADATA_ADDRESS} and ${METADATA_ADDRESS_V6} ingress guard (nftables)`,
   );

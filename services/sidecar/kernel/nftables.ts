@@ -16,13 +16,15 @@ import {
   attrTable,
   attrU32be,
   type BatchMessage,
+  closeNetlink,
   concat,
   nested,
-  type NetlinkSocket,
+  NETLINK_NETFILTER,
   NLM_F_ACK,
   NLM_F_APPEND,
   NLM_F_CREATE,
   NLM_F_REQUEST,
+  openNetlink,
   parseAttrs,
   str,
   transact,
@@ -532,9 +534,17 @@ export function batch(messages: BatchMessage[]): BatchMessage[] {
   return [marker(NFNL_MSG_BATCH_BEGIN), ...messages, marker(NFNL_MSG_BATCH_END)];
 }
 
-/** Sends one batch on a NETLINK_NETFILTER socket; throws the kernel's first error. */
-export function commit(sock: NetlinkSocket, messages: BatchMessage[], what: string): void {
-  transact(sock, batch(messages), what);
+/**
+ * Sends one batch on a NETLINK_NETFILTER socket of its own, closed before returning; throws the
+ * kernel's first error.
+ */
+export function commit(messages: BatchMessage[], what: string): void {
+  const sock = openNetlink(NETLINK_NETFILTER);
+  try {
+    transact(sock, batch(messages), what);
+  } finally {
+    closeNetlink(sock);
+  }
 }
 
 // ---- decoding (tests and diagnostics) -------------------------------------------------------
