@@ -13,7 +13,6 @@ import type { SidecarConfig } from "../config.ts";
 import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "../http/connection_limits.ts";
 import { type ConnectionInfo, type HttpRequest, serveHttp1 } from "../http/http1_server.ts";
 import { createRateLimiter } from "./rate_limit.ts";
-import { MAX_HEAD_BYTES } from "../http/request_head.ts";
 import { receivePost } from "./request_body.ts";
 import { createRoutes, type HeaderLookup, type Route } from "./routes.ts";
 import { createSessionStore, issueSession, sessionRefusal, type SessionStore } from "./sessions.ts";
@@ -35,8 +34,6 @@ export interface MetadataServerOptions {
   alsoListen?: { hostname: string; port: number }[];
 }
 
-/** Request line plus headers larger than this are refused with 431. */
-export const MAX_HEADER_BYTES = MAX_HEAD_BYTES;
 const ALLOWED_METHODS = "GET, HEAD";
 const METADATA_HEADER_NAME = METADATA_HEADER.toLowerCase();
 /** The one value the Metadata header accepts, compared exactly (as GCP compares Metadata-Flavor). */

@@ -8,7 +8,8 @@ import {
 import { createLogger } from "../../shared/log.ts";
 import { envFrom } from "../../shared/settings.ts";
 import { loadSidecarConfig } from "../config.ts";
-import { MAX_HEADER_BYTES, type MetadataServer, startMetadataServer } from "./server.ts";
+import { MAX_HEAD_BYTES } from "../http/request_head.ts";
+import { type MetadataServer, startMetadataServer } from "./server.ts";
 
 /** A JWT-shaped token whose payload carries `exp` (the signature is not checked by the service). */
 function jwt(claims: Record<string, unknown>, signature = "sig"): string {
@@ -375,10 +376,10 @@ Deno.test("requests with a body are refused with 413 JSON; a POST to a read-only
 
 Deno.test("oversized headers are refused; the server keeps serving", async () => {
   await using h = await startHarness();
-  const big = await h.get("/v1/identity", { ...META, "X-Padding": "a".repeat(MAX_HEADER_BYTES) });
+  const big = await h.get("/v1/identity", { ...META, "X-Padding": "a".repeat(MAX_HEAD_BYTES) });
   assertEquals(big.status, 431);
   assertEquals(JSON.parse(big.text).error, "headers_too_large");
-  const longUrl = await h.get(`/v1/token?audience=${"a".repeat(MAX_HEADER_BYTES)}`, META);
+  const longUrl = await h.get(`/v1/token?audience=${"a".repeat(MAX_HEAD_BYTES)}`, META);
   assertEquals(longUrl.status, 431);
   // However the head is made up, past 8 KiB it is a 431 JSON error and the connection is closed.
   const port = h.server.addr.port;
