@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { SecureContext } from "node:tls";
-import { errorResponse } from "../shared/http_errors.ts";
+import { errorAnswer, type PlainResponse } from "../shared/http_errors.ts";
 import type { Logger } from "../shared/log.ts";
 import type { ReviewGate } from "./review_gate.ts";
 import { type AppRequest, type Handler, TOO_LARGE } from "./routes.ts";
@@ -112,21 +112,40 @@ async function admit(
     bytesInProgress: load.bytes,
     waiting: load.waiting,
   });
-  const response = errorResponse(
+  const refusal = errorAnswer(
     503,
     "overloaded",
     `the webhook is busy: ${load.inProgress} reviews in progress and ${load.waiting} waiting ` +
       "for memory; the API server applies the webhook's failurePolicy",
+    { headers: { "retry-after": "1" } },
   );
-  const payload = Buffer.from(await response.text());
-  outgoing.writeHead(503, {
-    "content-type": "application/json",
-    "content-length": String(payload.byteLength),
-    "retry-after": "1",
-    connection: "close",
-  });
-  outgoing.end(payload, () => incoming.socket?.destroy());
+  send(incoming, outgoing, refusal, true);
   return undefined;
+}
+
+/**
+ * Writes `answer` with its length from the bytes sent; `close` ends the connection after it
+ * (a body left unread would poison a kept-alive connection).
+ */
+function send(
+  incoming: IncomingMessage,
+  outgoing: ServerResponse,
+  answer: PlainResponse,
+  close: boolean,
+): void {
+  const payload = Buffer.from(answer.body);
+  const head: Record<string, string> = {
+    ...answer.headers,
+    "content-length": String(payload.byteLength),
+  };
+  if (close) {
+    head.connection = "close";
+    outgoing.writeHead(answer.status, head);
+    outgoing.end(payload, () => incoming.socket?.destroy());
+  } else {
+    outgoing.writeHead(answer.status, head);
+    outgoing.end(payload);
+  }
 }
 
 async function answer(
@@ -154,34 +173,16 @@ async function respond(
   handler: Handler,
   log: Logger,
 ): Promise<void> {
-  let status: number;
-  let headers: Record<string, string>;
-  let body: string;
+  let answer: PlainResponse;
   try {
-    ({ status, headers, body } = await handler(appRequest(incoming)));
+    answer = await handler(appRequest(incoming));
   } catch (error) {
     log.error("request failed", { error });
-    const response = errorResponse(
-      500,
-      "internal_error",
-      `the webhook failed: ${(error as Error).message}`,
-    );
-    ({ status, body } = { status: response.status, body: await response.text() });
-    headers = { "content-type": "application/json" };
+    answer = errorAnswer(500, "internal_error", `the webhook failed: ${(error as Error).message}`);
   }
-  // A body not read to the end (too large) would poison a kept-alive connection.
+  // A body not read to the end (too large) is not left on a kept-alive connection.
   const unread = incoming.method !== "GET" && incoming.method !== "HEAD" && !incoming.complete;
-  // Encoded once: the length comes from the bytes that are sent.
-  const payload = Buffer.from(body);
-  const head: Record<string, string> = { ...headers, "content-length": String(payload.byteLength) };
-  if (unread) {
-    head.connection = "close";
-    outgoing.writeHead(status, head);
-    outgoing.end(payload, () => incoming.socket?.destroy());
-  } else {
-    outgoing.writeHead(status, head);
-    outgoing.end(payload);
-  }
+  send(incoming, outgoing, answer, unread);
 }
 
 export function startHttpsServer(options: HttpsServerOptions): Promise<HttpsServer> {
