@@ -21,6 +21,7 @@ import { createWebhookApp } from "../services/webhook/routes.ts";
 import type { InjectionSettings } from "../services/webhook/config.ts";
 import { createMetrics } from "../services/webhook/metrics.ts";
 import { createLogger } from "../services/shared/log.ts";
+import { METADATA_ADDRESS } from "../services/shared/contract.ts";
 import { isObject, type JsonObject, type JsonValue } from "../services/webhook/json_patch.ts";
 import { podCreateReview } from "./admission_review.ts";
 import { downwardApiMap } from "./atomic_writer.ts";
@@ -441,4 +442,38 @@ export function startSidecarServe(
       addresses,
     },
   );
+}
+
+/**
+ * A request to the metadata address from inside the container's network namespace (curl, 5 s
+ * at most): the status (0 when nothing answered) and the exact body bytes.
+ */
+export async function metadataRequest(
+  process: ContainerProcess,
+  path: string,
+  options: { method?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: Uint8Array }> {
+  const output = await process.inNetwork([
+    "curl",
+    "--silent",
+    "--max-time",
+    "5",
+    "--request",
+    options.method ?? "GET",
+    "--output",
+    "-",
+    "--write-out",
+    "\n%{http_code}",
+    ...Object.entries(options.headers ?? {}).flatMap(([name, value]) => [
+      "--header",
+      `${name}: ${value}`,
+    ]),
+    `http://${METADATA_ADDRESS}${path}`,
+  ]);
+  const all = output.stdout;
+  const newline = all.lastIndexOf(0x0a);
+  return {
+    status: Number(new TextDecoder().decode(all.subarray(newline + 1))),
+    body: all.slice(0, newline),
+  };
 }

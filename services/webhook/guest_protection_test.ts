@@ -9,6 +9,7 @@ import {
   applyPatch,
   canMaterialise,
   materialise,
+  metadataRequest,
   startSidecarServe,
   webhookPatch,
 } from "../../testing/kubelet.ts";
@@ -157,21 +158,8 @@ Deno.test({
     });
     const process = await startSidecarServe(materialised, [`${METADATA_ADDRESS}/32`]);
     const curl = async (path: string, headers: Record<string, string>, method = "GET") => {
-      const output = await process.inNetwork([
-        "curl",
-        "--silent",
-        "--max-time",
-        "5",
-        "--request",
-        method,
-        "--write-out",
-        "\n%{http_code}",
-        ...Object.entries(headers).flatMap(([name, value]) => ["--header", `${name}: ${value}`]),
-        `http://${METADATA_ADDRESS}${path}`,
-      ]);
-      const text = new TextDecoder().decode(output.stdout);
-      const newline = text.lastIndexOf("\n");
-      return { status: Number(text.slice(newline + 1)), body: text.slice(0, newline) };
+      const { status, body } = await metadataRequest(process, path, { method, headers });
+      return { status, body: new TextDecoder().decode(body) };
     };
     try {
       const deadline = Date.now() + 20_000;

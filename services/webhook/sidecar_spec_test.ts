@@ -13,6 +13,7 @@ import {
   type ContainerProcess,
   materialise,
   type Materialised,
+  metadataRequest,
   startSidecarServe,
   webhookPatch,
 } from "../../testing/kubelet.ts";
@@ -78,26 +79,7 @@ async function startSidecar(
     ...cluster,
   });
   const process = await startSidecarServe(materialised, [`${METADATA_ADDRESS}/32`]);
-  const get: Pod["get"] = async (path, headers = {}) => {
-    const output = await process.inNetwork([
-      "curl",
-      "--silent",
-      "--max-time",
-      "5",
-      "--output",
-      "-",
-      "--write-out",
-      "\n%{http_code}",
-      ...Object.entries(headers).flatMap(([name, value]) => ["--header", `${name}: ${value}`]),
-      `http://${METADATA_ADDRESS}${path}`,
-    ]);
-    const all = output.stdout;
-    const newline = all.lastIndexOf(0x0a);
-    return {
-      status: Number(new TextDecoder().decode(all.subarray(newline + 1))),
-      body: all.slice(0, newline),
-    };
-  };
+  const get: Pod["get"] = (path, headers = {}) => metadataRequest(process, path, { headers });
   // Ready when /healthz answers from inside the pod.
   let exited = false;
   process.child.status.then(() => exited = true);
