@@ -192,12 +192,17 @@ export interface BridgeIntercept {
   remove(ctx: InterceptContext): void;
 }
 
-/** The reply routes `ctx` implies now (for removing what an earlier run installed). */
-function currentRoutes(ctx: InterceptContext): Route[] {
+/** `ctx`'s bridge as the kernel shows it now, with its view; undefined when it is gone. */
+function currentBridge(ctx: InterceptContext): { bridge: Link; view: BridgeView } | undefined {
   const links = listLinks();
   const bridge = links.find((link) => link.index === ctx.bridgeIndex && link.name === ctx.bridge);
-  if (!bridge) return [];
-  return viewBridge(bridge, links, podAddresses(), ctx.vethBridgeSide).guestAddresses
+  if (!bridge) return undefined;
+  return { bridge, view: viewBridge(bridge, links, podAddresses(), ctx.vethBridgeSide) };
+}
+
+/** The reply routes `ctx` implies now (for removing what an earlier run installed). */
+function currentRoutes(ctx: InterceptContext): Route[] {
+  return (currentBridge(ctx)?.view.guestAddresses ?? [])
     .map((guest) => replyRoute(guest, ctx.vethSidecarIndex));
 }
 
@@ -297,10 +302,9 @@ export function createBridgeIntercept(): BridgeIntercept {
   };
 
   const install = (ctx: InterceptContext): InterceptStatus => {
-    const links = listLinks();
-    const bridge = links.find((link) => link.index === ctx.bridgeIndex && link.name === ctx.bridge);
-    if (!bridge) throw new Error(`cannot intercept on bridge ${ctx.bridge}: it no longer exists`);
-    const view = viewBridge(bridge, links, podAddresses(), ctx.vethBridgeSide);
+    const current = currentBridge(ctx);
+    if (!current) throw new Error(`cannot intercept on bridge ${ctx.bridge}: it no longer exists`);
+    const { bridge, view } = current;
     const target: InterceptTarget = {
       bridge: ctx.bridge,
       bridgeMac: bridge.mac,
