@@ -9,7 +9,7 @@
 import * as k8s from "@kubernetes/client-node";
 import { Writable } from "node:stream";
 import { checkContextExists, setupError } from "./options.ts";
-import type { KubeObject } from "./manifests.ts";
+import type { KubeObject } from "../testing/manifests.ts";
 import { exitCodeOf } from "./transcript.ts";
 
 export interface Cluster {

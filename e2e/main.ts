@@ -12,7 +12,8 @@
 
 import { processEnv } from "../services/shared/settings.ts";
 import { apiStatus, type Cluster, connect, createObjects, preflight } from "./cluster.ts";
-import { forRun, type KubeObject, readManifest, RUN_LABEL } from "./manifests.ts";
+import { type KubeObject, readManifest } from "../testing/manifests.ts";
+import { forRun, RUN_LABEL } from "./manifests.ts";
 import { isSetupError, parseE2eArgs, type Scenario, selectedScenarios } from "./options.ts";
 import { done, pollUntil, waiting } from "./poll.ts";
 import { type RunContext, SCENARIO_CHECKS, SCENARIO_FILES } from "./scenarios.ts";

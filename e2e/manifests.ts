@@ -1,18 +1,10 @@
 /**
- * The test manifests in deploy/test, read as Kubernetes objects and made
+ * The test manifests in deploy/test (read by testing/manifests.ts) made
  * ready for one run: every object goes into the run's namespace and carries
  * the run's label, so cleanup can prove nothing of the run is left.
  */
 
 import type { KubeObject } from "../testing/manifests.ts";
-
-export {
-  droppedFields,
-  type KubeObject,
-  MANIFEST_DIR,
-  parseManifests,
-  readManifest,
-} from "../testing/manifests.ts";
 
 /** The label every object of one run carries; its value is the run's id. */
 export const RUN_LABEL = "e2e.imds.kubevirt.io/run";

@@ -1,5 +1,6 @@
-import { assertEquals, assertThrows } from "../testing/assert.ts";
-import { droppedFields, forRun, parseManifests, RUN_LABEL } from "./manifests.ts";
+import { assertEquals } from "../testing/assert.ts";
+import { parseManifests } from "../testing/manifests.ts";
+import { forRun, RUN_LABEL } from "./manifests.ts";
 
 const text = `
 apiVersion: v1
@@ -21,16 +22,6 @@ spec:
     spec: {}
 `;
 
-Deno.test("manifests: multi-document YAML becomes objects", () => {
-  const objects = parseManifests(text, "t.yaml");
-  assertEquals(objects.map((o) => `${o.kind}/${o.metadata.name}`), [
-    "ServiceAccount/sa",
-    "VirtualMachine/vm",
-  ]);
-  assertThrows(() => parseManifests("a: [", "bad.yaml"), /bad.yaml document 1:/);
-  assertThrows(() => parseManifests("kind: X\n", "x.yaml"), /not a Kubernetes object/);
-});
-
 Deno.test("manifests: a run's copy is namespaced and labelled, the original untouched", () => {
   const objects = parseManifests(text, "t.yaml");
   const copy = forRun(objects, "imds-e2e-1", "1");
@@ -39,12 +30,4 @@ Deno.test("manifests: a run's copy is namespaced and labelled, the original unto
   const template = (copy[1].spec as { template: { metadata: Record<string, unknown> } }).template;
   assertEquals(template.metadata, { annotations: { x: "y" }, labels: { [RUN_LABEL]: "1" } });
   assertEquals(objects[0].metadata.namespace, undefined);
-});
-
-Deno.test("manifests: fields a typed model drops are listed by path", () => {
-  assertEquals(droppedFields({ a: 1, b: [{ c: 1 }] }, { a: 1, b: [{ c: 1 }] }), []);
-  assertEquals(
-    droppedFields({ a: 1, b: [{ c: 1, d: 2 }], e: { f: 1 } }, { a: 1, b: [{ c: 1 }] }),
-    [".b[0].d", ".e"],
-  );
 });

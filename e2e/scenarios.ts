@@ -17,7 +17,7 @@ import { type ExpectedIdentity, identityProblems } from "./checks.ts";
 import { sidecarProblems } from "../testing/sidecar_container.ts";
 import { type GuestConsole, openConsole } from "./console.ts";
 import { decodeJwt, serviceAccountClaims, tokenFromBody } from "./jwt.ts";
-import type { KubeObject } from "./manifests.ts";
+import type { KubeObject } from "../testing/manifests.ts";
 import type { E2eOptions, Scenario } from "./options.ts";
 import { done, pollUntil, waiting } from "./poll.ts";
 import { CURL_STATUS_FLAGS, type HttpAnswer, parseCurlOutput } from "./transcript.ts";

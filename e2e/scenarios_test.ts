@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../testing/assert.ts";
-import { readManifest } from "./manifests.ts";
+import { readManifest } from "../testing/manifests.ts";
 import { SCENARIOS } from "./options.ts";
 import { SCENARIO_CHECKS, SCENARIO_FILES } from "./scenarios.ts";
 
