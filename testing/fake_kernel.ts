@@ -208,10 +208,10 @@ export function createFakeKernel(): FakeKernel {
       };
     },
     async installIntercept(context: InterceptContext) {
-      await slowStep("installIntercept", context.bridge);
+      await step("installIntercept", context.bridge);
     },
     async removeIntercept(context: InterceptContext) {
-      await slowStep("removeIntercept", context.bridge);
+      await step("removeIntercept", context.bridge);
     },
     startArpResponder(_address: string, _logLevel: LogLevel): ArpResponder {
       step("startArpResponder", String(fake.responders.length + 1));
@@ -248,10 +248,7 @@ export function createFakeKernel(): FakeKernel {
             settleIdle();
           });
         },
-        wake: () => {
-          pending = true;
-          wakeUp();
-        },
+        wake: () => fake.notify(),
         close: () => {
           fake.eventsClosed = true;
         },
@@ -262,14 +259,10 @@ export function createFakeKernel(): FakeKernel {
     },
   };
 
-  function step(name: Step, subject: string): void {
+  /** Records the step and runs `beforeStep`; the interception steps await what it returns. */
+  function step(name: Step, subject: string): void | Promise<void> {
     fake.journal.push(subject ? `${name} ${subject}` : name);
-    fake.beforeStep?.(name, subject);
-  }
-
-  async function slowStep(name: Step, subject: string): Promise<void> {
-    fake.journal.push(`${name} ${subject}`);
-    await fake.beforeStep?.(name, subject);
+    return fake.beforeStep?.(name, subject);
   }
 
   return fake;
