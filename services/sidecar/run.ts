@@ -18,6 +18,7 @@
 
 import { METADATA_ADDRESS, METADATA_ADDRESS_V6 } from "../shared/contract.ts";
 import { type Env, processEnv } from "../shared/settings.ts";
+import { sleep } from "../shared/sleep.ts";
 import { type MetadataServer, startMetadataServer } from "./api/server.ts";
 import { listenForStopSignal, startSubcommand } from "./subcommand.ts";
 import { ensureLoopbackAddress, ensureLoopbackAddressV6 } from "./datapath/attach.ts";
@@ -32,11 +33,9 @@ export const METADATA_PORT = 80;
 const STOP_DEADLINE_MS = 900;
 
 /** Rejects after `ms`; for bounding shutdown steps. */
-function deadline(ms: number, what: string): Promise<never> {
-  return new Promise((_, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-    Deno.unrefTimer(timer);
-  });
+async function deadline(ms: number, what: string): Promise<never> {
+  await sleep(ms);
+  throw new Error(`${what} took longer than ${ms} ms`);
 }
 
 /** `main.ts run`: returns the exit code once SIGTERM/SIGINT has stopped everything. */
