@@ -19,6 +19,7 @@ import {
 } from "../../services/sidecar/kernel/libc.ts";
 import { ETH_P_ARP } from "../../services/sidecar/kernel/ethernet.ts";
 import { printResult, runScript, scriptInput } from "./harness.ts";
+import { randomMac } from "./lab.ts";
 
 export interface FloodRequest {
   iface: string;
@@ -38,12 +39,6 @@ export interface FloodResult {
 /** The n-th spoofed sender: 169.254.10.1, …, 169.254.10.250, 169.254.11.1, … */
 export function spoofedAddress(n: number): string {
   return `169.254.${10 + Math.floor(n / 250)}.${1 + (n % 250)}`;
-}
-
-function randomMac(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(6));
-  bytes[0] = (bytes[0] & 0xfc) | 0x02; // locally administered unicast
-  return [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join(":");
 }
 
 export function flood(request: FloodRequest): FloodResult {
