@@ -7,6 +7,7 @@
 import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import { type ChangeWaiter, createChangeWaiter, type WaitLimits } from "./change_waiter.ts";
 import type { InstanceState } from "./instance_document.ts";
+import { RETRY_AFTER_SECONDS } from "./retry_after.ts";
 import type { Route, RouteRequest } from "./routes.ts";
 
 /**
@@ -14,7 +15,6 @@ import type { Route, RouteRequest } from "./routes.ts";
  * 30-s idle limit, which counts from the start of a connection's last request.
  */
 export const MAX_WAIT_SECONDS = 25;
-const RETRY_AFTER_SECONDS = 1;
 const TEXT = { "content-type": "text/plain; charset=utf-8" };
 
 export interface InstanceRoutes {

@@ -22,6 +22,7 @@ import {
 } from "./openstack_documents.ts";
 import { dhcpNetworkData, type NetworkData, translateNetworkConfig } from "./openstack_network.ts";
 import { isPasswordCiphertext, MAX_PASSWORD_BYTES, type PasswordStore } from "./password_store.ts";
+import { RETRY_AFTER_SECONDS } from "./retry_after.ts";
 import type { Route } from "./routes.ts";
 import type { SshKeyReader } from "./ssh_keys.ts";
 
@@ -37,8 +38,6 @@ export interface OpenStackSources {
   instance: () => InstanceState;
 }
 
-/** Seconds a client should wait before retrying a document that is not readable yet. */
-const RETRY_AFTER_SECONDS = 1;
 const TEXT = { "content-type": "text/plain; charset=utf-8" };
 const NO_STORE = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 const decoder = new TextDecoder();

@@ -12,6 +12,7 @@ import { documentReader } from "./cloud_init_files.ts";
 import type { IpSubnet } from "./ip_address.ts";
 import { parseNetworkStatus } from "./network_status.ts";
 import { networkConfigV2, planGuestNics } from "./pod_network_config.ts";
+import { RETRY_AFTER_SECONDS } from "./retry_after.ts";
 
 export interface PodNetworkSettings {
   statusFile: string;
@@ -25,7 +26,6 @@ export interface PodNetworkSettings {
  * Retry-After, and cloud-init gives up on the file after its own retries.
  */
 export const NETWORK_STATUS_WAIT_SECONDS = 120;
-const RETRY_AFTER_SECONDS = 1;
 const NO_STORE = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 const decoder = new TextDecoder();
 

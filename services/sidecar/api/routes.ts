@@ -9,6 +9,7 @@ import { errorAnswer, jsonAnswer, type PlainResponse } from "../../shared/http_e
 import type { Identity, SidecarConfig } from "../config.ts";
 import { type DocumentReader, documentReader } from "./cloud_init_files.ts";
 import { readToken } from "./token.ts";
+import { RETRY_AFTER_SECONDS } from "./retry_after.ts";
 import { clientMacLookup } from "./client_mac.ts";
 import { openstackRoutes } from "./openstack_routes.ts";
 import { createPasswordStore } from "./password_store.ts";
@@ -52,9 +53,6 @@ export interface PostRoute {
   maxBytes: number;
   accept(body: Uint8Array): PlainResponse | Promise<PlainResponse>;
 }
-
-/** Seconds a client should wait before retrying when something is not ready yet. */
-export const RETRY_AFTER_SECONDS = 1;
 
 const TEXT = { "content-type": "text/plain; charset=utf-8" };
 const JSON_TYPE = { "content-type": "application/json" };
