@@ -15,6 +15,7 @@ import { ANNOTATIONS } from "../services/shared/contract.ts";
 import { type Cluster, execIn, getVm, getVmi, patchVm, reviewToken } from "./cluster.ts";
 import { type ExpectedIdentity, identityProblems } from "./checks.ts";
 import { sidecarProblems } from "../testing/sidecar_container.ts";
+import { pointer } from "../services/webhook/json_patch.ts";
 import { type GuestConsole, openConsole } from "./console.ts";
 import { decodeJwt, serviceAccountClaims, tokenFromBody } from "./jwt.ts";
 import type { KubeObject } from "../testing/manifests.ts";
@@ -375,7 +376,7 @@ export const SCENARIO_CHECKS: Record<Scenario, Check> = {
       }
       : {
         op: "add",
-        path: `/spec/template/metadata/annotations/${ANNOTATIONS.enabled.replace("/", "~1")}`,
+        path: pointer(["spec", "template", "metadata", "annotations", ANNOTATIONS.enabled]),
         value: "true",
       };
     const updated = await patchVm(run.cluster, run.namespace, name, [optIn]);
