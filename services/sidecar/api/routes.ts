@@ -232,7 +232,7 @@ function documentRoute(
   name: string,
   source: SidecarConfig["cloudInit"]["userData"],
   log: Logger,
-  read: DocumentReader = documentReader(source),
+  read: DocumentReader,
 ): Route {
   return {
     protected: false,
