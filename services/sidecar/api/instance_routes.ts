@@ -7,7 +7,7 @@
 import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import { type ChangeWaiter, createChangeWaiter, type WaitLimits } from "./change_waiter.ts";
 import type { InstanceState } from "./instance_document.ts";
-import { RETRY_AFTER_SECONDS } from "./retry_after.ts";
+import { RETRY_AFTER_SECONDS, TEXT_HEADERS } from "./answer_headers.ts";
 import type { Route, RouteRequest } from "./routes.ts";
 
 /**
@@ -15,7 +15,6 @@ import type { Route, RouteRequest } from "./routes.ts";
  * 30-s idle limit, which counts from the start of a connection's last request.
  */
 export const MAX_WAIT_SECONDS = 25;
-const TEXT = { "content-type": "text/plain; charset=utf-8" };
 
 export interface InstanceRoutes {
   routes: [string, Route][];
@@ -46,7 +45,7 @@ export function instanceRoutes(
       }
       return {
         status: 200,
-        headers: { ...TEXT, etag: state.etag },
+        headers: { ...TEXT_HEADERS, etag: state.etag },
         body: state.document[map][key],
       };
     },

@@ -22,7 +22,7 @@ import {
 } from "./openstack_documents.ts";
 import { dhcpNetworkData, type NetworkData, translateNetworkConfig } from "./openstack_network.ts";
 import { isPasswordCiphertext, MAX_PASSWORD_BYTES, type PasswordStore } from "./password_store.ts";
-import { RETRY_AFTER_SECONDS } from "./retry_after.ts";
+import { NO_STORE_TEXT_HEADERS, RETRY_AFTER_SECONDS, TEXT_HEADERS } from "./answer_headers.ts";
 import type { Route } from "./routes.ts";
 import type { SshKeyReader } from "./ssh_keys.ts";
 
@@ -38,8 +38,6 @@ export interface OpenStackSources {
   instance: () => InstanceState;
 }
 
-const TEXT = { "content-type": "text/plain; charset=utf-8" };
-const NO_STORE = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 const decoder = new TextDecoder();
 
 /** The routes of the API, and when network_data.json can be answered. */
@@ -60,12 +58,12 @@ export function openstackEndpoints(
     protected: false,
     handle: (_query, client) => handle(client ?? ""),
   });
-  const versions = read(() => ({ status: 200, headers: TEXT, body: versionList() }));
+  const versions = read(() => ({ status: 200, headers: TEXT_HEADERS, body: versionList() }));
   const listing = (version: string) =>
     read(() => {
       const userData = documents.userData();
       const has = "bytes" in userData && userData.bytes.length > 0;
-      return { status: 200, headers: TEXT, body: fileList(version, has) };
+      return { status: 200, headers: TEXT_HEADERS, body: fileList(version, has) };
     });
   const files: Record<OpenStackFile, Route> = {
     "meta_data.json": read(() => documents.metaData()),
@@ -74,7 +72,11 @@ export function openstackEndpoints(
     "vendor_data2.json": read(() => jsonAnswer(200, {})),
     "network_data.json": read((client) => documents.networkData(client)),
     "password": {
-      ...read(() => ({ status: 200, headers: NO_STORE, body: sources.passwords.get() })),
+      ...read(() => ({
+        status: 200,
+        headers: NO_STORE_TEXT_HEADERS,
+        body: sources.passwords.get(),
+      })),
       post: { maxBytes: MAX_PASSWORD_BYTES, accept: (body) => acceptPassword(body, sources) },
     },
   };
@@ -117,7 +119,7 @@ function openstackDocuments(config: SidecarConfig, sources: OpenStackSources, lo
       if (result.bytes.length === 0) {
         return errorAnswer(404, "not_found", "no user-data is configured for this VM");
       }
-      return { status: 200, headers: TEXT, body: result.bytes };
+      return { status: 200, headers: TEXT_HEADERS, body: result.bytes };
     },
     vendorData(): PlainResponse {
       const result = sources.vendorData();

@@ -12,7 +12,7 @@ import { documentReader } from "./cloud_init_files.ts";
 import type { IpSubnet } from "./ip_address.ts";
 import { parseNetworkStatus } from "./network_status.ts";
 import { networkConfigV2, planGuestNics } from "./pod_network_config.ts";
-import { RETRY_AFTER_SECONDS } from "./retry_after.ts";
+import { NO_STORE_TEXT_HEADERS, RETRY_AFTER_SECONDS } from "./answer_headers.ts";
 
 export interface PodNetworkSettings {
   statusFile: string;
@@ -26,7 +26,6 @@ export interface PodNetworkSettings {
  * Retry-After, and cloud-init gives up on the file after its own retries.
  */
 export const NETWORK_STATUS_WAIT_SECONDS = 120;
-const NO_STORE = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 const decoder = new TextDecoder();
 
 /** Looks up the MAC of the guest NIC a request came from (undefined when unknown). */
@@ -38,7 +37,7 @@ export type GeneratedNetworkConfig = { document: string } | { refusal: PlainResp
 /** Serves a GeneratedNetworkConfig as /v1/network-config does. */
 export function networkConfigResponse(result: GeneratedNetworkConfig): PlainResponse {
   if ("refusal" in result) return result.refusal;
-  return { status: 200, headers: NO_STORE, body: result.document };
+  return { status: 200, headers: NO_STORE_TEXT_HEADERS, body: result.document };
 }
 
 export function podNetworkConfigSource(

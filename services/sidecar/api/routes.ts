@@ -9,7 +9,7 @@ import { errorAnswer, jsonAnswer, type PlainResponse } from "../../shared/http_e
 import type { Identity, SidecarConfig } from "../config.ts";
 import { type DocumentReader, documentReader } from "./cloud_init_files.ts";
 import { readToken } from "./token.ts";
-import { RETRY_AFTER_SECONDS } from "./retry_after.ts";
+import { RETRY_AFTER_SECONDS, TEXT_HEADERS } from "./answer_headers.ts";
 import { clientMacLookup } from "./client_mac.ts";
 import { openstackRoutes } from "./openstack_routes.ts";
 import { createPasswordStore } from "./password_store.ts";
@@ -54,7 +54,6 @@ export interface PostRoute {
   accept(body: Uint8Array): PlainResponse | Promise<PlainResponse>;
 }
 
-const TEXT = { "content-type": "text/plain; charset=utf-8" };
 const JSON_TYPE = { "content-type": "application/json" };
 
 /**
@@ -74,7 +73,7 @@ export function createRoutes(
   };
   const healthy: PlainResponse = {
     status: 200,
-    headers: TEXT,
+    headers: TEXT_HEADERS,
     body: new TextEncoder().encode("OK"),
   };
   const sshKeys = sshKeyReader(config.guestAccess.sshKeysDir, log);
@@ -119,7 +118,7 @@ export function createRoutes(
       protected: false,
       handle: () => ({
         status: 200,
-        headers: TEXT,
+        headers: TEXT_HEADERS,
         body: metaDataDocument(config.identity, sshKeys(), readInstance()),
       }),
     }],
@@ -250,7 +249,7 @@ function documentRoute(
           { headers: { "retry-after": String(RETRY_AFTER_SECONDS) } },
         );
       }
-      return { status: 200, headers: TEXT, body: result.bytes };
+      return { status: 200, headers: TEXT_HEADERS, body: result.bytes };
     },
   };
 }

@@ -17,6 +17,7 @@ import {
   SESSION_TTL_SECONDS,
 } from "../../shared/contract.ts";
 import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
+import { NO_STORE_TEXT_HEADERS } from "./answer_headers.ts";
 
 /** Header names as the server's parsed fields hold them (lower case). */
 const SESSION_HEADER_NAME = SESSION_HEADER.toLowerCase();
@@ -115,11 +116,7 @@ export function issueSession(
   const token = store.issue(client, ttl);
   return {
     status: 200,
-    headers: {
-      "content-type": "text/plain; charset=utf-8",
-      "cache-control": "no-store",
-      [SESSION_TTL_HEADER_NAME]: String(ttl),
-    },
+    headers: { ...NO_STORE_TEXT_HEADERS, [SESSION_TTL_HEADER_NAME]: String(ttl) },
     body: token,
   };
 }
