@@ -13,15 +13,9 @@ import type { Logger } from "../../shared/log.ts";
 import type { Identity } from "../config.ts";
 import type { DocumentReader } from "./cloud_init_files.ts";
 import { parseDownwardApiMap } from "./downward_api_map.ts";
+import { type IdentityDocument, identityDocument } from "./identity_document.ts";
 
-export interface InstanceDocument {
-  namespace: string;
-  vmName: string;
-  instanceId: string;
-  serviceAccountName: string;
-  podName?: string;
-  vmiUid?: string;
-  nodeName?: string;
+export interface InstanceDocument extends IdentityDocument {
   labels: Record<string, string>;
   annotations: Record<string, string>;
   meta: Record<string, string>;
@@ -92,7 +86,7 @@ function read(
 }
 
 function build(
-  base: Omit<InstanceDocument, "labels" | "annotations" | "meta">,
+  base: IdentityDocument,
   labelBytes: Uint8Array | undefined,
   annotationBytes: Uint8Array | undefined,
   allowed: (key: string) => boolean,
@@ -126,19 +120,12 @@ function build(
   return { etag: etagOf(body), document, body };
 }
 
-function identityFields(
-  identity: Identity,
-): Omit<InstanceDocument, "labels" | "annotations" | "meta"> {
-  const fields: Omit<InstanceDocument, "labels" | "annotations" | "meta"> = {
-    namespace: identity.namespace,
-    vmName: identity.vmName,
-    instanceId: `${identity.namespace}-${identity.vmName}`,
-    serviceAccountName: identity.serviceAccountName,
-  };
-  if (identity.podName) fields.podName = identity.podName;
-  if (identity.vmiUid) fields.vmiUid = identity.vmiUid;
-  if (identity.nodeName) fields.nodeName = identity.nodeName;
-  return fields;
+/** The identity, in the order /v1/instance lists it. */
+function identityFields(identity: Identity): IdentityDocument {
+  const { namespace, vmName, instanceId, serviceAccountName, ...known } = identityDocument(
+    identity,
+  );
+  return { namespace, vmName, instanceId, serviceAccountName, ...known };
 }
 
 /**

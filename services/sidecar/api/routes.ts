@@ -14,6 +14,7 @@ import { clientMacLookup } from "./client_mac.ts";
 import { openstackRoutes } from "./openstack_routes.ts";
 import { createPasswordStore } from "./password_store.ts";
 import { type SshKey, sshKeyReader } from "./ssh_keys.ts";
+import { identityDocument, instanceId } from "./identity_document.ts";
 import { guestMetaData, instanceReader, type InstanceState } from "./instance_document.ts";
 import { instanceRoutes } from "./instance_routes.ts";
 import {
@@ -136,24 +137,6 @@ export function createRoutes(
     ...instance.routes,
     ...openstack,
   ]);
-}
-
-/** What /v1/identity returns: the required names plus whatever else is known. */
-export function identityDocument(identity: Identity): Record<string, string> {
-  const document: Record<string, string> = {
-    namespace: identity.namespace,
-    serviceAccountName: identity.serviceAccountName,
-    vmName: identity.vmName,
-    instanceId: instanceId(identity),
-  };
-  if (identity.podName) document.podName = identity.podName;
-  if (identity.vmiUid) document.vmiUid = identity.vmiUid;
-  if (identity.nodeName) document.nodeName = identity.nodeName;
-  return document;
-}
-
-export function instanceId(identity: Identity): string {
-  return `${identity.namespace}-${identity.vmName}`;
 }
 
 /**
