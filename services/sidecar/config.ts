@@ -120,7 +120,7 @@ const MAX_AUDIENCES = 16;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const UID = /^[0-9a-fA-F][0-9a-fA-F-]{0,63}$/;
-const BRIDGE_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+const INTERFACE_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 
 export function loadSidecarConfig(env: Env): SidecarConfig {
   const namespace = name(env, SIDECAR_ENV.namespace, DNS_LABEL, "a DNS-1123 label", true)!;
@@ -306,18 +306,7 @@ function parseGuestAccess(env: Env): GuestAccessConfig {
 }
 
 function parseNetwork(env: Env): NetworkConfig {
-  const bridges = optional(env, SIDECAR_ENV.bridgeName);
-  const bridgeNames = bridges === undefined
-    ? []
-    : bridges.split(",").map((bridge) => bridge.trim()).filter((bridge) => bridge !== "");
-  for (const bridge of bridgeNames) {
-    if (!BRIDGE_NAME.test(bridge)) {
-      throw configError(
-        SIDECAR_ENV.bridgeName,
-        `${JSON.stringify(bridge)} is not a valid interface name (1-15 characters)`,
-      );
-    }
-  }
+  const bridgeNames = interfaceNames(env, SIDECAR_ENV.bridgeName);
   const flag = (variable: string): boolean => {
     const value = optional(env, variable);
     return value === undefined ? true : parseBoolean(variable, value);
@@ -386,15 +375,7 @@ function parsePodNetworks(env: Env): { podNetworks?: PodNetworksConfig } {
     }
     return subnet;
   });
-  const expectedInterfaces = list(env, SIDECAR_ENV.podInterfaces);
-  for (const name of expectedInterfaces) {
-    if (!BRIDGE_NAME.test(name)) {
-      throw configError(
-        SIDECAR_ENV.podInterfaces,
-        `${JSON.stringify(name)} is not a valid interface name (1-15 characters)`,
-      );
-    }
-  }
+  const expectedInterfaces = interfaceNames(env, SIDECAR_ENV.podInterfaces);
   return {
     podNetworks: {
       statusFile: absolutePath(
@@ -413,4 +394,18 @@ function list(env: Env, variable: string): string[] {
   return (optional(env, variable) ?? "").split(",").map((item) => item.trim()).filter((item) =>
     item !== ""
   );
+}
+
+/** A comma-separated variable of network interface names. */
+function interfaceNames(env: Env, variable: string): string[] {
+  const names = list(env, variable);
+  for (const name of names) {
+    if (!INTERFACE_NAME.test(name)) {
+      throw configError(
+        variable,
+        `${JSON.stringify(name)} is not a valid interface name (1-15 characters)`,
+      );
+    }
+  }
+  return names;
 }
