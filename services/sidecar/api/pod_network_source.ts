@@ -8,6 +8,7 @@
 import { MULTUS } from "../../shared/contract.ts";
 import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
 import type { Logger } from "../../shared/log.ts";
+import type { ClientMacLookup } from "./client_mac.ts";
 import { documentReader } from "./cloud_init_files.ts";
 import type { IpSubnet } from "./ip_address.ts";
 import { parseNetworkStatus } from "./network_status.ts";
@@ -28,9 +29,6 @@ export interface PodNetworkSettings {
 export const NETWORK_STATUS_WAIT_SECONDS = 120;
 const decoder = new TextDecoder();
 
-/** Looks up the MAC of the guest NIC a request came from (undefined when unknown). */
-export type ClientMac = (client: string) => string | undefined;
-
 /** The generated document, or the error response that says why there is none. */
 export type GeneratedNetworkConfig = { document: string } | { refusal: PlainResponse };
 
@@ -43,7 +41,7 @@ export function networkConfigResponse(result: GeneratedNetworkConfig): PlainResp
 export function podNetworkConfigSource(
   settings: PodNetworkSettings,
   log: Logger,
-  clientMac: ClientMac = () => undefined,
+  clientMac: ClientMacLookup = () => undefined,
   startedAt = Date.now(),
 ): (client: string) => GeneratedNetworkConfig {
   const read = documentReader({ kind: "file", path: settings.statusFile });
