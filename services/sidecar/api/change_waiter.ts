@@ -6,6 +6,8 @@
  * exhaust the sidecar.
  */
 
+import { repeat, type Repeating } from "../../shared/sleep.ts";
+
 export interface WaitLimits {
   perClient: number;
   total: number;
@@ -37,16 +39,17 @@ export function createChangeWaiter(
 ): ChangeWaiter {
   const waiters = new Set<Waiter>();
   const perClient = new Map<string, number>();
-  let timer: ReturnType<typeof setInterval> | undefined;
+  /** Checks the version while anyone waits (not setInterval: it loads Node.js timers). */
+  let checks: Repeating | undefined;
 
   const finish = (waiter: Waiter, outcome: WaitOutcome): void => {
     waiters.delete(waiter);
     const left = (perClient.get(waiter.client) ?? 1) - 1;
     if (left === 0) perClient.delete(waiter.client);
     else perClient.set(waiter.client, left);
-    if (waiters.size === 0 && timer !== undefined) {
-      clearInterval(timer);
-      timer = undefined;
+    if (waiters.size === 0 && checks !== undefined) {
+      checks.stop();
+      checks = undefined;
     }
     waiter.resolve(outcome);
   };
@@ -72,7 +75,7 @@ export function createChangeWaiter(
       return new Promise<WaitOutcome>((resolve) => {
         waiters.add({ client, version, deadline: Date.now() + timeoutMs, resolve });
         perClient.set(client, (perClient.get(client) ?? 0) + 1);
-        if (timer === undefined) timer = setInterval(check, limits.checkIntervalMs);
+        checks ??= repeat(limits.checkIntervalMs, check);
       });
     },
     stop() {
