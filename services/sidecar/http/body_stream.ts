@@ -30,6 +30,7 @@ export interface RequestBody {
 
 const LF = 0x0a;
 const CR = 0x0d;
+const latin1 = new TextDecoder("latin1");
 
 export function requestBody(
   reader: ConnectionReader,
@@ -56,7 +57,7 @@ export function requestBody(
       const bytes = reader.bytes();
       const lf = bytes.subarray(0, limit + 2).indexOf(LF);
       if (lf >= 0) {
-        const text = new TextDecoder("latin1").decode(
+        const text = latin1.decode(
           bytes.subarray(0, lf > 0 && bytes[lf - 1] === CR ? lf - 1 : lf),
         );
         reader.consume(lf + 1);
