@@ -1,7 +1,8 @@
 /**
  * JSON error responses shared by both services: every error body is
  * `{"error": "<stable_code>", "message": "<for a human>"}` plus optional details.
- * The sidecar writes them as plain values (PlainResponse), the webhook as Response objects.
+ * Both build them as plain values (PlainResponse); the webhook's routes also take them as
+ * Response objects (errorResponse, jsonResponse).
  */
 
 export interface ErrorBody {
