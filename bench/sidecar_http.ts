@@ -2,10 +2,11 @@
  * The sidecar's footprint against its floor, in the same run: every goal as a
  * ratio to a bare Deno.serve run with the sidecar's own V8 flags (deno.json
  * `sidecar` task) serving a body of the same size as /v1/identity, with
- * met / not met. Also measured: the sidecar as one `deno bundle` file (the
- * artifact that can be built here; `deno compile` needs a runtime download),
- * and, when `go` is on PATH, a minimal Go net/http server as the floor of a
- * compiled language.
+ * met / not met. "sidecar" is the artifact the image compiles and the tests
+ * run (the bundle of tools/build_sidecar.ts; `deno compile` itself needs a
+ * runtime download this machine cannot make). Also measured: the sidecar run
+ * from its TypeScript sources, and, when `go` is on PATH, a minimal Go
+ * net/http server as the floor of a compiled language.
  *
  * Per server and round: cold start (spawn → first 200 on /healthz), idle RSS
  * and idle private (anonymous) memory after a second's rest, p99 latency at a
@@ -33,6 +34,7 @@ import {
   verdict,
 } from "./lib.ts";
 import { denoRunTask } from "../testing/deno_tasks.ts";
+import { sidecarBundle } from "../testing/sidecar_artifact.ts";
 import { freePort } from "../testing/processes.ts";
 
 const ROUNDS = 3;
@@ -46,7 +48,7 @@ const CPU_CONNECTIONS = 8;
 const FLOOD_CONNECTIONS = 5000;
 const metadataHeaders = { Metadata: "true" };
 
-type Server = "sidecar" | "bare Deno.serve" | "sidecar bundle" | "Go net/http";
+type Server = "sidecar" | "bare Deno.serve" | "sidecar, unbundled sources" | "Go net/http";
 
 interface Measurement {
   coldStartMs: number;
@@ -156,26 +158,6 @@ async function buildGoServer(dir: string): Promise<string | undefined> {
   }
 }
 
-/** Bundles the sidecar into one file with `deno bundle`; undefined when that fails. */
-async function bundleSidecar(dir: string): Promise<string | undefined> {
-  const output = `${dir}/imds-sidecar.js`;
-  const { success } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--quiet",
-      "--platform",
-      "deno",
-      "-o",
-      output,
-      `${root}services/sidecar/main.ts`,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  if (!success) console.log("sidecar bundle left out: deno bundle failed");
-  return success ? output : undefined;
-}
-
 async function main(): Promise<void> {
   const flags = denoRunTask("sidecar", "services/sidecar/main.ts").flags;
   const dir = await Deno.makeTempDir({ prefix: "imds-bench-" });
@@ -191,7 +173,7 @@ async function main(): Promise<void> {
   };
   const launches = new Map<Server, Launch>();
   launches.set("sidecar", {
-    args: ["run", ...flags, `${root}services/sidecar/main.ts`, "serve"],
+    args: ["run", ...flags, await sidecarBundle(), "serve"],
     env: sidecarEnv,
     path: "/v1/identity",
   });
@@ -202,14 +184,11 @@ async function main(): Promise<void> {
     args: ["run", ...v8Flags, "--allow-net", `${root}bench/bare_server.ts`, "PORT", String(size)],
     path: "/",
   });
-  const bundle = await bundleSidecar(dir);
-  if (bundle !== undefined) {
-    launches.set("sidecar bundle", {
-      args: ["run", ...flags, bundle, "serve"],
-      env: sidecarEnv,
-      path: "/v1/identity",
-    });
-  }
+  launches.set("sidecar, unbundled sources", {
+    args: ["run", ...flags, `${root}services/sidecar/main.ts`, "serve"],
+    env: sidecarEnv,
+    path: "/v1/identity",
+  });
   const go = await buildGoServer(dir);
   if (go !== undefined) {
     launches.set("Go net/http", { command: go, args: ["PORT", String(size)], path: "/" });

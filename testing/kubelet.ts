@@ -25,7 +25,7 @@ import { METADATA_ADDRESS } from "../services/shared/contract.ts";
 import { isObject, type JsonObject, type JsonValue } from "../services/webhook/json_patch.ts";
 import { podCreateReview } from "./admission_review.ts";
 import { downwardApiMap } from "./atomic_writer.ts";
-import { denoRunTask } from "./deno_tasks.ts";
+import { sidecarCommand } from "./sidecar_artifact.ts";
 import { expand, lookupIn } from "./kubelet_expansion.ts";
 import { stopProcess } from "./processes.ts";
 
@@ -420,23 +420,16 @@ export async function startContainerProcess(
 }
 
 /**
- * Starts the real sidecar's metadata server (`serve`, with the deno.json `sidecar` task's
- * runtime flags) as the container's process; HOME and DENO_DIR stand in for the image's ENV.
+ * Starts the real sidecar's metadata server (`serve`: its bundle with the deno.json `sidecar`
+ * task's runtime flags, as the image runs it) as the container's process; HOME and DENO_DIR stand in for the image's ENV.
  */
-export function startSidecarServe(
+export async function startSidecarServe(
   materialised: Materialised,
   addresses: string[] = [],
 ): Promise<ContainerProcess> {
-  const sidecar = denoRunTask("sidecar", "services/sidecar/main.ts");
   return startContainerProcess(
     materialised,
-    [
-      Deno.execPath(),
-      "run",
-      ...sidecar.flags,
-      new URL(`../${sidecar.script}`, import.meta.url).pathname,
-      "serve",
-    ],
+    [...await sidecarCommand(), "serve"],
     {
       imageEnv: { HOME: Deno.env.get("HOME") ?? "/root", DENO_DIR: Deno.env.get("DENO_DIR") ?? "" },
       addresses,

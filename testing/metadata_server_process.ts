@@ -3,7 +3,7 @@
  * runtime flags of the deno.json `sidecar` task (what the container runs), on
  * a free port of 127.0.0.1, its JSON log lines collected.
  *
- * `entry: "serve"` runs `services/sidecar/main.ts serve` itself; `entry:
+ * `entry: "serve"` runs the sidecar's `serve` as the image does (testing/sidecar_artifact.ts); `entry:
  * "limits"` runs this file, which starts the same server with the connection
  * limits given on its command line (short timeouts, small caps), for tests
  * that cannot wait for the production ones.
@@ -17,6 +17,7 @@ import type { ConnectionLimits } from "../services/sidecar/http/connection_limit
 import { startMetadataServer } from "../services/sidecar/api/server.ts";
 import { listenForStopSignal } from "../services/sidecar/subcommand.ts";
 import { denoRunTask } from "./deno_tasks.ts";
+import { sidecarCommand } from "./sidecar_artifact.ts";
 import { collectLogLines, type LogLine } from "./log_lines.ts";
 import { freePort, stopProcess } from "./processes.ts";
 
@@ -59,10 +60,9 @@ export async function startMetadataServerProcess(
   const dir = await Deno.makeTempDir({ prefix: "imds-server-process-" });
   await Deno.writeTextFile(`${dir}/token`, "header.eyJleHAiOjQxMDI0NDQ4MDB9.signature");
   const { flags } = denoRunTask("sidecar", "services/sidecar/main.ts");
-  const script = options.entry === "serve"
-    ? [`${ROOT}services/sidecar/main.ts`, "serve"]
-    : [SELF, JSON.stringify(options.limits ?? {})];
-  const deno = [Deno.execPath(), "run", ...flags, ...script];
+  const deno = options.entry === "serve"
+    ? [...await sidecarCommand(), "serve"]
+    : [Deno.execPath(), "run", ...flags, SELF, JSON.stringify(options.limits ?? {})];
   const [command, ...args] = options.openFileLimit === undefined
     ? deno
     : ["prlimit", `--nofile=${options.openFileLimit}:${options.openFileLimit}`, "--", ...deno];

@@ -1,15 +1,12 @@
 /**
  * `deno task demo`: the metadata service on loopback, no cluster needed.
- * Starts the sidecar (`main.ts serve`, with the same runtime flags as the
- * `sidecar` task) with a demo identity, token and user-data, then makes the
+ * Starts the sidecar as its image runs it (its bundle, tools/build_sidecar.ts,
+ * with the runtime flags of the `sidecar` task, subcommand `serve`) with a demo identity, token and user-data, then makes the
  * calls a guest makes with curl and prints them.
  */
 
-import { denoRunTask } from "../testing/deno_tasks.ts";
+import { sidecarCommand } from "../testing/sidecar_artifact.ts";
 import { freePort, startServer } from "../testing/processes.ts";
-
-const root = new URL("..", import.meta.url).pathname;
-const SIDECAR = "services/sidecar/main.ts";
 
 const DEMO_USER_DATA = `#cloud-config
 hostname: demo-vm
@@ -54,10 +51,11 @@ async function loopbackDemo(): Promise<void> {
   await Deno.writeTextFile(tokenPath, demoToken());
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
-  const flags = denoRunTask("sidecar", SIDECAR).flags;
-  console.log(`Starting the sidecar on ${base} (deno run ${flags.join(" ")} ${SIDECAR} serve)`);
+  const [command, ...args] = await sidecarCommand();
+  console.log(`Starting the sidecar on ${base} (deno ${args.join(" ")} serve)`);
   const sidecar = await startServer({
-    args: ["run", ...flags, `${root}${SIDECAR}`, "serve"],
+    command,
+    args: [...args, "serve"],
     port,
     env: {
       IMDS_LISTEN_ADDR: `127.0.0.1:${port}`,

@@ -14,6 +14,7 @@ import { loadWebhookConfig } from "../../services/webhook/config.ts";
 import { buildSidecar } from "../../services/webhook/sidecar_spec.ts";
 import { sidecarProblems } from "../../testing/sidecar_container.ts";
 import { needsHelm, render } from "../../testing/helm.ts";
+import { SIDECAR_BUNDLE, SIDECAR_SOURCES } from "../../tools/build_sidecar.ts";
 import {
   copiesOf,
   type Dockerfile,
@@ -51,6 +52,20 @@ interface Image {
   final: Stage;
   /** `deno compile` words after `compile`. */
   compile: string[];
+  /**
+   * The source modules the binary's program is made from, and the build step's own modules
+   * (tools that run in the build stage only).
+   */
+  sources: { program: string[]; buildTools: string[] };
+}
+
+/** The build stage's `deno run -A tools/build_sidecar.ts OUTDIR`, if it has one: OUTDIR. */
+function sidecarBundleDir(build: Stage): string | undefined {
+  const words = runsOf(build).map(shellWords)
+    .find((w) => w[0] === "deno" && w[1] === "run" && w.includes("tools/build_sidecar.ts"));
+  if (words === undefined) return undefined;
+  assertEquals(words.slice(2), ["-A", "tools/build_sidecar.ts", words.at(-1)!]);
+  return words.at(-1);
 }
 
 function loadImage(service: Image["service"]): Image {
@@ -59,7 +74,17 @@ function loadImage(service: Image["service"]): Image {
   const final = dockerfile.stages.at(-1)!;
   const compileRuns = runsOf(build).filter((r) => /^deno compile\b/.test(r));
   assertEquals(compileRuns.length, 1, `Dockerfile.${service}: one deno compile step`);
-  return { service, dockerfile, build, final, compile: shellWords(compileRuns[0]).slice(2) };
+  const bundled = sidecarBundleDir(build) !== undefined;
+  return {
+    service,
+    dockerfile,
+    build,
+    final,
+    compile: shellWords(compileRuns[0]).slice(2),
+    sources: bundled
+      ? { program: Object.values(SIDECAR_SOURCES), buildTools: ["tools/build_sidecar.ts"] }
+      : { program: [`services/${service}/main.ts`], buildTools: [] },
+  };
 }
 
 const images = [loadImage("sidecar"), loadImage("webhook")];
@@ -71,6 +96,9 @@ const images = [loadImage("sidecar"), loadImage("webhook")];
 const COMPILE_ONLY =
   /^(--output|-o|--target|--include|--exclude|--icon|--no-terminal|--self-extracting|--no-code-cache)(=|$)/;
 
+/** Those of COMPILE_ONLY written with their value as the next word. */
+const COMPILE_ONLY_WITH_VALUE = /^(--target|--include|--exclude|--icon)$/;
+
 function compileParts(image: Image): { flags: string[]; output: string; script: string } {
   const words = image.compile;
   const flags: string[] = [];
@@ -80,6 +108,7 @@ function compileParts(image: Image): { flags: string[]; output: string; script: 
     const word = words[i];
     if (word === "--output" || word === "-o") output = words[++i];
     else if (word.startsWith("--output=")) output = word.slice("--output=".length);
+    else if (COMPILE_ONLY_WITH_VALUE.test(word)) i++; // its value is the next word
     else if (!COMPILE_ONLY.test(word)) flags.push(word);
   }
   return { flags, output, script: words[i] };
@@ -121,38 +150,43 @@ for (const image of images) {
   });
 
   Deno.test(`${name}: every module the service loads is copied into the build stage`, async () => {
-    const { script, flags } = compileParts(image);
+    const { flags } = compileParts(image);
     // Resolve modules as the compile step does (with or without deno.json).
     const resolution = flags.filter((f) => /^(--no-config|--config|--import-map)(=|$)/.test(f));
-    const output = await new Deno.Command("deno", {
-      args: ["info", "--json", ...resolution, script],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert(output.success, `deno info ${script}: ${new TextDecoder().decode(output.stderr)}`);
-    const info = JSON.parse(new TextDecoder().decode(output.stdout));
-    const broken = (info.modules as Array<{ specifier: string; error?: string }>)
-      .filter((m) => m.error !== undefined).map((m) => m.error);
-    assertEquals(broken, [], `${name}: ${script} cannot be compiled`);
-    const rootPath = new URL(ROOT).pathname;
-    const local = (info.modules as Array<{ specifier: string }>)
-      .map((m) => m.specifier)
-      .filter((s) => s.startsWith(`file://${rootPath}`))
-      .map((s) => s.slice(`file://${rootPath}`.length));
-    assert(local.includes(script), `${script} is in its own module graph`);
+    const graph = async (script: string): Promise<string[]> => {
+      const output = await new Deno.Command("deno", {
+        args: ["info", "--json", ...resolution, script],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert(output.success, `deno info ${script}: ${new TextDecoder().decode(output.stderr)}`);
+      const info = JSON.parse(new TextDecoder().decode(output.stdout));
+      const broken = (info.modules as Array<{ specifier: string; error?: string }>)
+        .filter((m) => m.error !== undefined).map((m) => m.error);
+      assertEquals(broken, [], `${name}: ${script} cannot be compiled`);
+      const rootPath = new URL(ROOT).pathname;
+      const local = (info.modules as Array<{ specifier: string }>)
+        .map((m) => m.specifier)
+        .filter((s) => s.startsWith(`file://${rootPath}`))
+        .map((s) => s.slice(`file://${rootPath}`.length));
+      assert(local.includes(script), `${script} is in its own module graph`);
+      return local;
+    };
+    const program = (await Promise.all(image.sources.program.map(graph))).flat();
+    const tools = (await Promise.all(image.sources.buildTools.map(graph))).flat();
     const copied = copiesOf(image.build).filter((c) => c.from === undefined)
       .flatMap((c) => c.sources);
-    for (const path of local) {
+    for (const path of [...program, ...tools]) {
       assert(
         copied.some((source) => source.endsWith("/") ? path.startsWith(source) : path === source),
-        `${name}: ${path} is loaded by ${script} but not copied`,
+        `${name}: ${path} is loaded by the build but not copied`,
       );
       assert(inBuildContext(ignoreRules, path), `${name}: .dockerignore leaves out ${path}`);
     }
-    // The image holds the binary and glibc only: no module may start another program
-    // (no iproute2, nft, sh).
-    for (const path of local) {
+    // The image holds the binary and glibc only: no module of the program may start another
+    // program (no iproute2, nft, sh).
+    for (const path of program) {
       const source = read(path);
       for (const spawn of ["Deno.Command(", "Deno.run(", "node:child_process"]) {
         assert(!source.includes(spawn), `${path} uses ${spawn}, but ${name} has no programs`);
@@ -167,10 +201,21 @@ for (const image of images) {
   Deno.test(`${name}: the binary is compiled with the runtime flags of its deno.json task`, () => {
     const { flags, output, script } = compileParts(image);
     const task = denoRunTask(image.service);
-    assertEquals(script, `services/${image.service}/main.ts`);
+    assertEquals(task.script, `services/${image.service}/main.ts`);
+    const bundle = sidecarBundleDir(image.build);
+    if (image.service === "sidecar") {
+      assert(bundle !== undefined, `${name}: the image compiles the bundle the tests run`);
+    }
+    if (bundle === undefined) {
+      assertEquals(script, task.script);
+    } else {
+      // The compiled program is the bundle the tests run, with its worker thread's module.
+      assertEquals(script, `${bundle}/${SIDECAR_BUNDLE.main}`);
+      const included = image.compile.filter((_, i) => image.compile[i - 1] === "--include");
+      assertEquals(included, [`${bundle}/${SIDECAR_BUNDLE.arpWorker}`]);
+    }
     // Read-only root filesystem, no /tmp: the binary must not try to write a code cache.
     assert(image.compile.includes("--no-code-cache"), `${name}: compile without --no-code-cache`);
-    assertEquals(script, task.script);
     assertEquals([...flags].sort(), [...task.flags].sort(), `${name}: runtime flags differ`);
     const rootfs = runsOf(image.build).map(shellWords).find((w) => w[1]?.endsWith("rootfs.sh"));
     assert(rootfs, `${name}: the build stage runs rootfs.sh`);

@@ -1,23 +1,14 @@
 /**
- * Starts the real sidecar (`services/sidecar/main.ts run`) inside a lab pod's
+ * Starts the real sidecar (its bundle, as the image runs it, with `run`) inside a lab pod's
  * namespace, collects its JSON log lines, and stops it with SIGTERM.
  */
 import { SIDECAR_ENV } from "../../services/shared/contract.ts";
 import { type Lab, namespacePids } from "./lab.ts";
 import { waitFor } from "./command.ts";
-import { denoRunTask } from "../deno_tasks.ts";
+import { sidecarCommand as imageCommand } from "../sidecar_artifact.ts";
 import { collectLogLines, type LogLine } from "../log_lines.ts";
 
-const MAIN = new URL("../../services/sidecar/main.ts", import.meta.url).pathname;
 const REPO_ROOT = new URL("../../", import.meta.url).pathname;
-/**
- * The runtime flags the sidecar image runs main.ts with: those of the deno.json
- * `sidecar` task, so the lab runs the process as the container does.
- */
-export function sidecarRuntimeFlags(): string[] {
-  return denoRunTask("sidecar", "services/sidecar/main.ts").flags;
-}
-
 /** The capabilities the webhook gives the container (everything else dropped). */
 export const CONTAINER_CAPABILITIES = ["net_admin", "net_raw", "net_bind_service"] as const;
 
@@ -103,7 +94,7 @@ export interface StartOptions {
 }
 
 /**
- * Starts `main.ts run` in `podNs`, confined like the real container, with the
+ * Starts the sidecar's `run` in `podNs`, confined like the real container, with the
  * identity files in a temporary directory.
  */
 export async function startSidecar(
@@ -132,7 +123,7 @@ export async function startSidecar(
     [SIDECAR_ENV.logLevel]: "debug",
     ...options.env,
   };
-  const sidecarCommand = [Deno.execPath(), "run", ...sidecarRuntimeFlags(), MAIN, "run"];
+  const sidecarCommand = [...await imageCommand(), "run"];
   const child = new Deno.Command("ip", {
     args: ["netns", "exec", podNs, "sh", "-c", CONTAINER_SHELL, "sidecar", ...sidecarCommand],
     cwd: REPO_ROOT,

@@ -6,10 +6,9 @@
 
 import { assert, assertEquals, assertStringIncludes } from "../../../testing/assert.ts";
 import { downwardApiMap, writeLikeKubelet } from "../../../testing/atomic_writer.ts";
-import { denoRunTask } from "../../../testing/deno_tasks.ts";
+import { sidecarCommand } from "../../../testing/sidecar_artifact.ts";
 import { freePort, type ServerProcess, startServer } from "../../../testing/processes.ts";
 
-const ROOT = new URL("../../../", import.meta.url).pathname;
 const HEADERS = { Metadata: "true" };
 
 const ANNOTATIONS = {
@@ -27,10 +26,11 @@ async function startSidecar(
   extraEnv: Record<string, string> = {},
 ): Promise<ServerProcess> {
   const port = freePort();
-  const { flags } = denoRunTask("sidecar", "services/sidecar/main.ts");
+  const [command, ...args] = await sidecarCommand();
   await Deno.writeTextFile(`${dir}/token`, "header.eyJleHAiOjQxMDI0NDQ4MDB9.signature");
   return await startServer({
-    args: ["run", ...flags, `${ROOT}services/sidecar/main.ts`, "serve"],
+    command,
+    args: [...args, "serve"],
     port,
     env: {
       IMDS_LISTEN_ADDR: `127.0.0.1:${port}`,

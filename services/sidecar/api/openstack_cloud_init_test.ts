@@ -7,11 +7,10 @@
 
 import { assert, assertEquals } from "../../../testing/assert.ts";
 import { cloudInitInstalled, DEBIAN_PYTHON } from "../../../testing/cloud_init.ts";
-import { denoRunTask } from "../../../testing/deno_tasks.ts";
+import { sidecarCommand } from "../../../testing/sidecar_artifact.ts";
 import { netnsTest } from "../../../testing/netns/harness.ts";
 import { instanceUuid } from "./openstack_documents.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const GUEST_MAC = "52:54:00:12:34:56";
 const KEY =
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb8B0Yb1fdUr4kFq3DqUfRpDZbcVTbvLFrVh8d0fM6U alice@laptop";
@@ -58,11 +57,10 @@ interface Sidecar {
   stop(): Promise<void>;
 }
 
-/** Starts `main.ts serve` in namespace `ns` with the image's runtime flags; resolves once it listens. */
+/** Starts the sidecar's `serve` in namespace `ns` as the image runs it; resolves once it listens. */
 async function startSidecar(ns: string, env: Record<string, string>): Promise<Sidecar> {
-  const { flags } = denoRunTask("sidecar", "services/sidecar/main.ts");
   const child = new Deno.Command("ip", {
-    args: ["netns", "exec", ns, Deno.execPath(), "run", ...flags, MAIN, "serve"],
+    args: ["netns", "exec", ns, ...await sidecarCommand(), "serve"],
     env,
     clearEnv: true,
     stdout: "piped",

@@ -19,10 +19,9 @@
  */
 
 import { assert, assertEquals } from "../../../testing/assert.ts";
-import { denoRunTask } from "../../../testing/deno_tasks.ts";
+import { sidecarCommand } from "../../../testing/sidecar_artifact.ts";
 import { freePort, type ServerProcess, startServer } from "../../../testing/processes.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const HEADERS = {
   "user-agent": "python-requests/2.31.0",
   "accept-encoding": "gzip, deflate",
@@ -65,9 +64,10 @@ function sidecarEnv(dir: string, port: number): Record<string, string> {
 
 async function startSidecar(dir: string): Promise<ServerProcess> {
   const port = freePort();
-  const { flags } = denoRunTask("sidecar", "services/sidecar/main.ts");
+  const [command, ...args] = await sidecarCommand();
   return await startServer({
-    args: ["run", ...flags, MAIN, "serve"],
+    command,
+    args: [...args, "serve"],
     env: sidecarEnv(dir, port),
     port,
   });
@@ -163,9 +163,9 @@ Deno.test("cloudbase-init's first boot, including the password post, then its re
     assertEquals((await get("openstack/latest/password")).body, encrypted.toBase64());
 
     // The owner: `imds-sidecar password | base64 -d | openssl pkeyutl -decrypt -inkey id_rsa`.
-    const { flags } = denoRunTask("sidecar", "services/sidecar/main.ts");
-    const printed = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...flags, MAIN, "password"],
+    const [command, ...args] = await sidecarCommand();
+    const printed = await new Deno.Command(command, {
+      args: [...args, "password"],
       env: sidecarEnv(dir, 0),
       clearEnv: true,
       stdout: "piped",

@@ -14,6 +14,7 @@ import { METADATA_ADDRESS_V6 } from "../../shared/contract.ts";
 import type { LogLevel } from "../../shared/log.ts";
 import { metadataTrafficFilter } from "../kernel/arp_syn_filter.ts";
 import type { ArpTarget, FromWorker, LearningSettings, ToWorker } from "./arp_worker.ts";
+import { arpWorkerUrl } from "./arp_worker_url.ts";
 import { GUEST_IDLE_SECONDS_DEFAULT } from "./learned_guests.ts";
 import {
   AF_PACKET,
@@ -87,7 +88,7 @@ export function startArpResponder(
     libc().close(fd);
     throw syscallError("eventfd", code);
   }
-  const worker = new Worker(new URL("./arp_worker.ts", import.meta.url), { type: "module" });
+  const worker = new Worker(arpWorkerUrl(import.meta.url), { type: "module" });
   let fail = (_error: Error) => {};
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => {}); // observed by whoever awaits `failed`
