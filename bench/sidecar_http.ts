@@ -3,7 +3,7 @@
  * ratio to a bare Deno.serve run with the sidecar's own V8 flags (deno.json
  * `sidecar` task) serving a body of the same size as /v1/identity, with
  * met / not met. "sidecar" is the artifact the image compiles and the tests
- * run (the bundle of tools/build_sidecar.ts; `deno compile` itself needs a
+ * run (the bundle of services/sidecar/bundle.ts; `deno compile` itself needs a
  * runtime download this machine cannot make). Also measured: the sidecar run
  * from its TypeScript sources, and, when `go` is on PATH, a minimal Go
  * net/http server as the floor of a compiled language.

@@ -1,11 +1,11 @@
 /**
- * The sidecar as its image runs it: the bundle tools/build_sidecar.ts makes,
+ * The sidecar as its image runs it: the bundle services/sidecar/bundle.ts makes,
  * built once per process into a temporary directory and started with the
  * runtime flags of the deno.json `sidecar` task. Tests, the demo and the
  * benchmarks start the sidecar through this, never from its sources.
  */
 
-import { buildSidecar } from "../tools/build_sidecar.ts";
+import { buildSidecar } from "../services/sidecar/bundle.ts";
 import { denoRunTask } from "./deno_tasks.ts";
 
 let built: Promise<string> | undefined;

@@ -1,6 +1,6 @@
 /**
  * `deno task demo`: the metadata service on loopback, no cluster needed.
- * Starts the sidecar as its image runs it (its bundle, tools/build_sidecar.ts,
+ * Starts the sidecar as its image runs it (its bundle, services/sidecar/bundle.ts,
  * with the runtime flags of the `sidecar` task, subcommand `serve`) with a demo identity, token and user-data, then makes the
  * calls a guest makes with curl and prints them.
  */

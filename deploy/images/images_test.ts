@@ -14,7 +14,7 @@ import { loadWebhookConfig } from "../../services/webhook/config.ts";
 import { buildSidecar } from "../../services/webhook/sidecar_spec.ts";
 import { sidecarProblems } from "../../testing/sidecar_container.ts";
 import { needsHelm, render } from "../../testing/helm.ts";
-import { SIDECAR_BUNDLE, SIDECAR_SOURCES } from "../../tools/build_sidecar.ts";
+import { SIDECAR_BUNDLE, SIDECAR_SOURCES } from "../../services/sidecar/bundle.ts";
 import {
   copiesOf,
   type Dockerfile,
@@ -59,12 +59,12 @@ interface Image {
   sources: { program: string[]; buildTools: string[] };
 }
 
-/** The build stage's `deno run -A tools/build_sidecar.ts OUTDIR`, if it has one: OUTDIR. */
+/** OUTDIR of the build stage's `deno run -A services/sidecar/bundle.ts OUTDIR`, if it has one. */
 function sidecarBundleDir(build: Stage): string | undefined {
   const words = runsOf(build).map(shellWords)
-    .find((w) => w[0] === "deno" && w[1] === "run" && w.includes("tools/build_sidecar.ts"));
+    .find((w) => w[0] === "deno" && w[1] === "run" && w.includes("services/sidecar/bundle.ts"));
   if (words === undefined) return undefined;
-  assertEquals(words.slice(2), ["-A", "tools/build_sidecar.ts", words.at(-1)!]);
+  assertEquals(words.slice(2), ["-A", "services/sidecar/bundle.ts", words.at(-1)!]);
   return words.at(-1);
 }
 
@@ -82,7 +82,7 @@ function loadImage(service: Image["service"]): Image {
     final,
     compile: shellWords(compileRuns[0]).slice(2),
     sources: bundled
-      ? { program: Object.values(SIDECAR_SOURCES), buildTools: ["tools/build_sidecar.ts"] }
+      ? { program: Object.values(SIDECAR_SOURCES), buildTools: ["services/sidecar/bundle.ts"] }
       : { program: [`services/${service}/main.ts`], buildTools: [] },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Where the ARP responder's worker module is. In the sources it is
  * arp_worker.ts beside arp_responder.ts; in the sidecar's bundle
- * (tools/build_sidecar.ts) it is a self-contained file named
+ * (services/sidecar/bundle.ts) it is a self-contained file named
  * ARP_WORKER_BUNDLED beside the chunk that holds arp_responder's code.
  */
 

@@ -17,10 +17,10 @@
  *   beside the first (SIDECAR_BUNDLE.arpWorker), where the bundled
  *   arp_responder looks for it.
  *
- * Usage: deno run -A tools/build_sidecar.ts OUTDIR
+ * Usage: deno run -A services/sidecar/bundle.ts OUTDIR
  */
 
-import { ARP_WORKER_BUNDLED } from "../services/sidecar/datapath/arp_worker_url.ts";
+import { ARP_WORKER_BUNDLED } from "./datapath/arp_worker_url.ts";
 
 /** The modules bundled, relative to the repository root. */
 export const SIDECAR_SOURCES = {
@@ -42,7 +42,7 @@ const BUNDLE_FLAGS = [
   "npm:*",
 ];
 
-const ROOT = new URL("../", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
 
 async function bundle(args: string[]): Promise<void> {
   const { success, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -67,7 +67,7 @@ export async function buildSidecar(outdir: string): Promise<string> {
 if (import.meta.main) {
   const [outdir] = Deno.args;
   if (outdir === undefined || Deno.args.length !== 1) {
-    console.error("usage: deno run -A tools/build_sidecar.ts OUTDIR");
+    console.error("usage: deno run -A services/sidecar/bundle.ts OUTDIR");
     Deno.exit(2);
   }
   console.log(await buildSidecar(outdir));
