@@ -89,10 +89,57 @@ const FIELD_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t\x20-\x7e\x80-\xff]
 /** host[:port]: an IP literal in brackets, or an IPv4 address or registered name (RFC 3986). */
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=-]+)(?::(\d{1,5}))?$/;
 
+/**
+ * The shape of nearly every request head: a common method, a target that is a
+ * path, HTTP/1.1 or HTTP/1.0, and field lines of printable ASCII. Such a head
+ * passes every check below, so it is taken apart with indexOf alone (one
+ * pattern instead of one per line); any other head goes through the checks
+ * line by line, which name what is wrong with it.
+ */
+const COMMON_HEAD =
+  /^(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH) \/[\x21-\x7e]* HTTP\/1\.[01]\r?\n(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e]*\r?\n)*\r?\n$/;
+
 /** Parses the head in `bytes` (request line through the blank line, no leading empty lines). */
 export function parseRequestHead(bytes: Uint8Array): HeadResult {
   if (bytes.length > MAX_HEAD_BYTES) return { protocolError: tooLarge() };
-  const lines = latin1.decode(bytes).split("\n");
+  // ASCII reads the same as latin1, and fromCharCode costs less than a TextDecoder;
+  // a head with other bytes fails COMMON_HEAD and is decoded as latin1 below.
+  const ascii = String.fromCharCode.apply(null, bytes as unknown as number[]);
+  if (COMMON_HEAD.test(ascii)) return commonHead(ascii);
+  return anyHead(latin1.decode(bytes));
+}
+
+/** A head that matches COMMON_HEAD. */
+function commonHead(text: string): HeadResult {
+  const methodEnd = text.indexOf(" ");
+  const lineEnd = text.indexOf("\n");
+  const targetEnd = text.lastIndexOf(" ", lineEnd);
+  const method = text.slice(0, methodEnd);
+  const target = text.slice(methodEnd + 1, targetEnd);
+  // The last character of "HTTP/1.x".
+  const version = text.charCodeAt(targetEnd + 8) === 0x31 ? "HTTP/1.1" : "HTTP/1.0";
+  const headers = new Map<string, string>();
+  let hosts = 0;
+  let start = lineEnd + 1;
+  for (let first = text.charCodeAt(start); first !== CR && first !== LF;) {
+    const colon = text.indexOf(":", start);
+    const end = text.indexOf("\n", colon);
+    const name = text.slice(start, colon).toLowerCase();
+    // The value holds only tabs and printable ASCII (and the CR before the LF): trim
+    // removes exactly the spaces, tabs and CR around it.
+    const value = text.slice(colon + 1, end).trim();
+    if (name === "host") hosts++;
+    const previous = headers.get(name);
+    headers.set(name, previous === undefined ? value : `${previous}, ${value}`);
+    start = end + 1;
+    first = text.charCodeAt(start);
+  }
+  return completeHead(method, target, version, headers, hosts);
+}
+
+/** Any head, checked line by line. */
+function anyHead(text: string): HeadResult {
+  const lines = text.split("\n");
   lines.pop(); // after the final LF
   lines.pop(); // the blank line
   for (let i = 0; i < lines.length; i++) {
@@ -141,9 +188,6 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult {
       return badRequest("the request target must be a path such as /v1/meta-data", method);
     }
   }
-  const question = pathAndQuery.indexOf("?");
-  const path = question < 0 ? pathAndQuery : pathAndQuery.slice(0, question);
-  const query = question < 0 ? "" : pathAndQuery.slice(question + 1);
 
   const headers = new Map<string, string>();
   let hosts = 0;
@@ -155,7 +199,7 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult {
           ? "folded header lines (starting with whitespace) are not accepted"
           : `header line ${i} is not "Name: value"`,
         method,
-        path,
+        targetPath(pathAndQuery),
       );
     }
     const name = field[1].toLowerCase();
@@ -163,20 +207,47 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult {
     const previous = headers.get(name);
     headers.set(name, previous === undefined ? field[2] : `${previous}, ${field[2]}`);
   }
+  return completeHead(method, pathAndQuery, version, headers, hosts);
+}
 
+/** The path of a target in origin form: up to the "?". */
+function targetPath(pathAndQuery: string): string {
+  const question = pathAndQuery.indexOf("?");
+  return question < 0 ? pathAndQuery : pathAndQuery.slice(0, question);
+}
+
+/** The checks on the fields of a head whose lines are well formed: Host and the body's framing. */
+function completeHead(
+  method: string,
+  pathAndQuery: string,
+  version: "HTTP/1.0" | "HTTP/1.1",
+  headers: Map<string, string>,
+  hosts: number,
+): HeadResult {
+  const question = pathAndQuery.indexOf("?");
+  const path = question < 0 ? pathAndQuery : pathAndQuery.slice(0, question);
+  const query = question < 0 ? "" : pathAndQuery.slice(question + 1);
   const host = headers.get("host");
   if (hosts > 1) return badRequest("the request has more than one Host header", method, path);
   if (host === undefined) {
     if (version === "HTTP/1.1") {
       return badRequest("HTTP/1.1 requests need a Host header", method, path);
     }
-  } else if (!validHost(host)) {
-    return badRequest(`the Host header "${clip(host)}" is not a valid host[:port]`, method, path);
+  } else if (host !== lastValidHost) {
+    if (!validHost(host)) {
+      return badRequest(`the Host header "${clip(host)}" is not a valid host[:port]`, method, path);
+    }
+    lastValidHost = host;
   }
   const body = bodyFraming(headers);
   if ("invalid" in body) return badRequest(body.invalid, method, path);
   return { head: { method, target: pathAndQuery, path, query, version, headers, body } };
 }
+
+/** The last Host value found valid: a client sends the same one with every request. */
+let lastValidHost: string | undefined;
+
+const NO_BODY: BodyFraming = Object.freeze({ kind: "none" });
 
 /** RFC 9112 §6.3: chunked, a Content-Length, or no body; anything ambiguous is refused. */
 function bodyFraming(headers: Map<string, string>): BodyFraming | { invalid: string } {
@@ -191,7 +262,7 @@ function bodyFraming(headers: Map<string, string>): BodyFraming | { invalid: str
     }
     return { kind: "chunked" };
   }
-  if (length === undefined) return { kind: "none" };
+  if (length === undefined) return NO_BODY;
   // Repeated identical values ("5, 5") are one length.
   const values = new Set(length.split(",").map((value) => value.trim()));
   const [value] = values;
@@ -199,7 +270,7 @@ function bodyFraming(headers: Map<string, string>): BodyFraming | { invalid: str
     return { invalid: `Content-Length "${clip(length)}" is not a length in bytes` };
   }
   const bytes = Number(value);
-  return bytes === 0 ? { kind: "none" } : { kind: "length", length: bytes };
+  return bytes === 0 ? NO_BODY : { kind: "length", length: bytes };
 }
 
 function validHost(host: string): boolean {
