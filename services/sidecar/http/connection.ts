@@ -133,7 +133,9 @@ export async function serveConnection(
         return;
       }
       slot.writing();
-      await writeAll(conn, bytes);
+      // Most writes take the whole response at once: no writeAll frame for those.
+      const written = await conn.write(bytes);
+      if (written < bytes.length) await writeAll(conn, bytes.subarray(written));
     }
   } catch {
     // Reset by the client, or closed by a sweep or a stop: nothing left to answer.

@@ -50,15 +50,70 @@ export function responseBytes(response: PlainResponse, framing: ResponseFraming)
   return framedResponse(response, framing).bytes;
 }
 
+/** A response's framing: its bytes, and whether the connection ends after it. */
+export interface Framed {
+  readonly bytes: Uint8Array;
+  readonly close: boolean;
+}
+
 /**
  * The response's bytes, and whether the connection ends after it: when
  * `framing.close` says so, or when the handler's own Connection header has
  * the `close` token (found in the same pass over the headers).
+ *
+ * A handler answers most requests with a response it made once (an identity
+ * document, a health check): such a response, answered again within the same
+ * second (its Date) and framed alike, is sent as the bytes made the first time.
+ * The returned value is shared, so it is never to be changed.
  */
-export function framedResponse(
+export function framedResponse(response: PlainResponse, framing: ResponseFraming): Framed {
+  const withDate = framing.date !== false;
+  const second = withDate ? Math.floor((framing.now ?? Date.now()) / 1000) : -1;
+  for (const entry of recent) {
+    if (
+      entry.response === response && entry.second === second && entry.head === framing.head &&
+      entry.close === framing.close && entry.status === response.status &&
+      entry.headers === response.headers && entry.body === response.body
+    ) {
+      return entry.framed;
+    }
+  }
+  const framed = frame(response, framing, withDate ? httpDate(second * 1000) : undefined);
+  recent[next] = {
+    response,
+    status: response.status,
+    headers: response.headers,
+    body: response.body,
+    second,
+    head: framing.head,
+    close: framing.close,
+    framed,
+  };
+  next = (next + 1) % RECENT;
+  return framed;
+}
+
+/** How many framed responses are kept for reuse: the few a server answers most. */
+const RECENT = 4;
+/** A framed response and what it was made from, compared by identity. */
+interface RecentEntry {
+  response: PlainResponse;
+  status: number;
+  headers: Record<string, string>;
+  body: string | Uint8Array;
+  second: number;
+  head: boolean;
+  close: boolean;
+  framed: Framed;
+}
+const recent: RecentEntry[] = [];
+let next = 0;
+
+function frame(
   response: PlainResponse,
   framing: ResponseFraming,
-): { bytes: Uint8Array; close: boolean } {
+  date: string | undefined,
+): Framed {
   const body = typeof response.body === "string" ? encoder.encode(response.body) : response.body;
   let close = framing.close;
   let head = `HTTP/1.1 ${response.status} ${REASONS[response.status] ?? ""}\r\n`;
@@ -70,7 +125,7 @@ export function framedResponse(
     else if (name === "connection" && !close) close = hasCloseToken(headers[name]);
   }
   head += `content-length: ${body.length}\r\n`;
-  if (framing.date !== false) head += `date: ${httpDate(framing.now ?? Date.now())}\r\n`;
+  if (date !== undefined) head += `date: ${date}\r\n`;
   if (close) head += "connection: close\r\n";
   head += "\r\n";
   if (framing.head || body.length === 0) return { bytes: encoder.encode(head), close };
