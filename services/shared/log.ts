@@ -6,6 +6,10 @@
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+/** Each level's place in LOG_LEVELS. */
+const LEVEL_RANK = Object.fromEntries(LOG_LEVELS.map((level, rank) => [level, rank])) as Readonly<
+  Record<LogLevel, number>
+>;
 
 export type LogFields = Record<string, unknown>;
 
@@ -23,11 +27,51 @@ export type LogSink = (line: string, level: LogLevel) => void;
 
 const encoder = new TextEncoder();
 
+/**
+ * Lines for stdout not written yet. A server logs a line per request, and a
+ * write costs more than making the line: the lines of one event-loop task go
+ * out in one write at its end (a queued microtask). An error line, which goes
+ * to stderr, first writes what is pending, so the two streams keep their
+ * order; exit, an uncaught error and a large backlog write it too.
+ */
+let pending = "";
+let flushQueued = false;
+const FLUSH_BYTES = 16_384;
+
 export const stdSink: LogSink = (line, level) => {
-  const bytes = encoder.encode(line + "\n");
-  if (level === "error") Deno.stderr.writeSync(bytes);
-  else Deno.stdout.writeSync(bytes);
+  if (level === "error") {
+    flushStdout();
+    writeAll(Deno.stderr, encoder.encode(line + "\n"));
+    return;
+  }
+  pending += line + "\n";
+  if (pending.length >= FLUSH_BYTES) flushStdout();
+  else if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flushStdout);
+  }
 };
+
+function flushStdout(): void {
+  flushQueued = false;
+  if (pending === "") return;
+  const bytes = encoder.encode(pending);
+  pending = "";
+  try {
+    writeAll(Deno.stdout, bytes);
+  } catch {
+    // Nothing is left to tell when stdout is gone; the process goes on.
+  }
+}
+
+for (const event of ["unload", "error", "unhandledrejection"]) {
+  globalThis.addEventListener(event, flushStdout);
+}
+
+function writeAll(stream: { writeSync(bytes: Uint8Array): number }, bytes: Uint8Array): void {
+  let written = 0;
+  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+}
 
 export interface LoggerOptions {
   component: string;
@@ -37,10 +81,12 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const threshold = LOG_LEVELS.indexOf(options.level ?? "info");
+  const threshold = LEVEL_RANK[options.level ?? "info"];
   const sink = options.sink ?? stdSink;
   const base = { component: options.component, ...options.fields };
   const plainBase = isPlain(base);
+  /** Field names that would replace one of the line's own. */
+  const ownNames = new Set(["time", "level", "msg", ...Object.keys(base)]);
 
   /** `"component":…` and the other base fields, for lines made by joining JSON texts. */
   const baseJson = JSON.stringify(base).slice(1, -1);
@@ -51,15 +97,23 @@ export function createLogger(options: LoggerOptions): Logger {
     error: `,"level":"error",${baseJson},"msg":`,
   };
 
+  /** The last message and its JSON text: most lines repeat the one before ("request"). */
+  let lastMsg = "";
+  let lastMsgJson = '""';
+
   const write = (level: LogLevel, msg: string, fields?: LogFields): void => {
-    if (LOG_LEVELS.indexOf(level) < threshold) return;
+    if (LEVEL_RANK[level] < threshold) return;
     const time = isoTime(Date.now());
-    if (plainBase && isPlain(fields) && !overlaps(fields, base)) {
+    if (plainBase && joinable(fields, ownNames)) {
       // The same text as the record below, without building the record (a line
       // per request is the sidecar's commonest work).
       const rest = fields === undefined ? "{}" : JSON.stringify(fields);
+      if (msg !== lastMsg) {
+        lastMsgJson = JSON.stringify(msg);
+        lastMsg = msg;
+      }
       sink(
-        `{"time":"${time}"${levelJson[level]}${JSON.stringify(msg)}${
+        `{"time":"${time}"${levelJson[level]}${lastMsgJson}${
           rest.length > 2 ? `,${rest.slice(1)}` : "}"
         }`,
         level,
@@ -84,14 +138,21 @@ export function createLogger(options: LoggerOptions): Logger {
  * pulls in V8's date machinery, about 2 MB of resident memory in every sidecar.
  */
 export function isoTime(ms: number): string {
+  if (ms === cachedMs) return cachedTime;
   const second = Math.floor(ms / 1000);
   if (second !== cachedSecond) {
     cachedPrefix = isoSecond(second * 1000);
     cachedSecond = second;
   }
   const milli = Math.floor(ms) - second * 1000;
-  return `${cachedPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
+  cachedTime = `${cachedPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
+  cachedMs = ms;
+  return cachedTime;
 }
+
+/** The last isoTime and its text: lines written within one millisecond share it. */
+let cachedMs = NaN;
+let cachedTime = "";
 
 /** The second of the last isoTime, and its text up to the milliseconds ("2026-12-01T03:58:25."). */
 let cachedSecond = NaN;
@@ -119,23 +180,31 @@ function isoSecond(ms: number): string {
   }:${pad(Math.floor(msOfDay / 1000) % 60)}.`;
 }
 
-/** Fields that would replace a field of the line's own (time, level, msg or a base field). */
-function overlaps(fields: LogFields | undefined, base: LogFields): boolean {
+/**
+ * True when the fields can follow the line's own as their JSON text: none
+ * replaces one of `ownNames`, and none can hold an Error (see isPlain).
+ */
+function joinable(fields: LogFields | undefined, ownNames: Set<string>): boolean {
   for (const name in fields) {
-    if (name === "time" || name === "level" || name === "msg" || name in base) return true;
+    if (ownNames.has(name)) return false;
+    const value = fields[name];
+    if (typeof value === "object" && value !== null && !isStringList(value)) return false;
   }
-  return false;
+  return true;
 }
 
 /** True when every value is a primitive or a list of strings: no Error can be inside. */
 function isPlain(fields: LogFields | undefined): boolean {
   for (const name in fields) {
     const value = fields[name];
-    if (typeof value === "object" && value !== null) {
-      if (!Array.isArray(value)) return false;
-      for (const item of value) if (typeof item !== "string") return false;
-    }
+    if (typeof value === "object" && value !== null && !isStringList(value)) return false;
   }
+  return true;
+}
+
+function isStringList(value: object): boolean {
+  if (!Array.isArray(value)) return false;
+  for (const item of value) if (typeof item !== "string") return false;
   return true;
 }
 

@@ -53,3 +53,24 @@ Deno.test("a line keeps its field order, and a field named like a line's own rep
   assertEquals(lines[0].msg, 'quoted "path"');
   assertEquals([lines[1].component, lines[1].level], ["other", "custom"]);
 });
+
+Deno.test("stdout lines reach stdout before an exit or a crash ends the process", async () => {
+  const logModule = new URL("./log.ts", import.meta.url).href;
+  const run = async (ending: string) => {
+    const script = `import { createLogger } from "${logModule}";
+      const log = createLogger({ component: "test" });
+      log.info("first"); log.error("second"); log.info("third"); ${ending}`;
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-config", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const messages = (bytes: Uint8Array) =>
+      new TextDecoder().decode(bytes).split("\n").filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line).msg);
+    return { stdout: messages(output.stdout), stderr: messages(output.stderr) };
+  };
+  for (const ending of ["", "Deno.exit(3);", "throw new Error('crash');"]) {
+    assertEquals(await run(ending), { stdout: ["first", "third"], stderr: ["second"] }, ending);
+  }
+});

@@ -116,31 +116,46 @@ export function createHandler(
   });
   const rules: RequestRules = { sessions, sessionsRequired: config.sessionsRequired };
   const limiter = createRateLimiter(config.rateLimit);
+  const failed = (path: string, error: unknown): PlainResponse => {
+    log.error("request failed", { path, error });
+    return errorAnswer(500, "internal_error", "the metadata service failed to answer");
+  };
+  const logged = (
+    request: HttpRequest,
+    client: string,
+    started: number,
+    response: PlainResponse,
+  ): PlainResponse => {
+    log.info("request", {
+      method: request.method,
+      path: request.path,
+      status: response.status,
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+      client,
+    });
+    return response;
+  };
   return (request, info) => {
     const started = performance.now();
     const client = info.remoteAddr.hostname;
-    const url: RequestTarget = request;
-    const failed = (error: unknown) => {
-      log.error("request failed", { path: url.path, error });
-      return errorAnswer(500, "internal_error", "the metadata service failed to answer");
-    };
-    const logged = (response: PlainResponse) => {
-      log.info("request", {
-        method: request.method,
-        path: url.path,
-        status: response.status,
-        durationMs: Math.round((performance.now() - started) * 100) / 100,
-        client,
-      });
-      return response;
-    };
     let response: PlainResponse | Promise<PlainResponse>;
     try {
-      response = answer(request, request.fields, url, client, routes, rules, limiter.take(client));
+      response = answer(
+        request,
+        request.fields,
+        request,
+        client,
+        routes,
+        rules,
+        limiter.take(client),
+      );
     } catch (error) {
-      response = failed(error);
+      response = failed(request.path, error);
     }
-    return response instanceof Promise ? response.catch(failed).then(logged) : logged(response);
+    if (!(response instanceof Promise)) return logged(request, client, started, response);
+    return response.catch((error) => failed(request.path, error)).then((answered) =>
+      logged(request, client, started, answered)
+    );
   };
 }
 
