@@ -2,7 +2,12 @@
  * The HTTPS listener. It is node:https (which Deno implements) rather than
  * Deno.serve because its SNICallback lets every handshake pick the current
  * certificate: a renewed certificate is served from the next connection on,
- * with no restart and no listener swap, so no request is dropped.
+ * with no restart and no listener swap, so no request is dropped. A swap
+ * would drop some: connections queued at a closing SO_REUSEPORT listener are
+ * reset, and the API server retries no POST on a new connection. Deno.serve
+ * is no faster where it counts either: the API server speaks only HTTP/1.1 to
+ * webhooks, and there Deno.serve answers a request on a kept-alive connection
+ * about 44 ms late (bench/webhook_admission.ts).
  */
 
 import { Buffer } from "node:buffer";
@@ -96,6 +101,8 @@ async function admit(
   // Too large: answered 413 without reading, so it needs no room.
   if (declared > gate.maxRequestBytes) return "bypass";
   const size = Number.isFinite(declared) ? declared : gate.maxRequestBytes;
+  const room = gate.reviews.tryEnter(size);
+  if (room !== undefined) return room;
   const close = closed(incoming);
   const admission = await gate.reviews.enter(size, close.promise);
   close.dispose();

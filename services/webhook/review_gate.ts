@@ -77,6 +77,12 @@ export type Admission =
 
 export interface ReviewGate {
   /**
+   * Admits a review of `bytes` at once when none is waiting and it fits (the
+   * common case, with no promise and no watch on the client); undefined when
+   * it would have to wait or be refused, which `enter` decides.
+   */
+  tryEnter(bytes: number): (() => void) | undefined;
+  /**
    * Waits until a review of `bytes` may proceed. `abandoned` resolves when
    * the client goes away while it waits.
    */
@@ -117,6 +123,7 @@ export function createReviewGate(budget: ReviewBudget): ReviewGate {
   }
 
   return {
+    tryEnter: (size) => queue.length === 0 && fits(size) ? start(size) : undefined,
     enter(size, abandoned) {
       if (queue.length === 0 && fits(size)) {
         return Promise.resolve({ admitted: true, release: start(size) });

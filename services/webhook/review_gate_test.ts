@@ -27,6 +27,7 @@ Deno.test("gate: one review always passes, others wait in order, a full queue is
   const gate = createReviewGate({ bytesInProgress: 10, bytesWaiting: 10 });
   const first = await gate.enter(100, never);
   assert(first.admitted, "a review larger than the budget passes when nothing is in progress");
+  assertEquals(gate.tryEnter(4), undefined, "no room: the review must wait");
   const order: number[] = [];
   const second = gate.enter(4, never).then((a) => (order.push(2), a));
   const third = gate.enter(4, never).then((a) => (order.push(3), a));
@@ -40,6 +41,11 @@ Deno.test("gate: one review always passes, others wait in order, a full queue is
   b.release();
   b.release(); // a second release changes nothing
   c.release();
+  assertEquals(gate.load(), { inProgress: 0, bytes: 0, waiting: 0, waitingBytes: 0 });
+  const room = gate.tryEnter(100);
+  assert(room, "with nothing in progress or waiting, a review is admitted at once");
+  assertEquals(gate.load(), { inProgress: 1, bytes: 100, waiting: 0, waitingBytes: 0 });
+  room();
   assertEquals(gate.load(), { inProgress: 0, bytes: 0, waiting: 0, waitingBytes: 0 });
 });
 
