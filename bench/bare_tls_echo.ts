@@ -1,7 +1,8 @@
 /**
  * Baselines for bench/webhook_admission.ts: a bare TLS server that echoes the
- * request body as JSON. `deno` is Deno.serve (HTTP/2 and HTTP/1.1); `node` is
- * node:https in Deno, the transport the webhook itself uses.
+ * request body as JSON. `deno` is Deno.serve (it offers HTTP/2 too; the bench
+ * speaks HTTP/1.1, as the API server does); `node` is node:https in Deno, the
+ * transport the webhook itself uses.
  * Usage: deno run --allow-net --allow-read bench/bare_tls_echo.ts deno|node PORT CERT KEY
  */
 import { createServer } from "node:https";

@@ -3,20 +3,28 @@
  * AdmissionReview, in the same run: latency p50/p99 at 50 concurrent reviews
  * and throughput as a ratio to the baselines. The review is a real
  * virt-launcher pod that gets the sidecar injected (the full mutation path).
- * Baselines: Deno.serve (the client negotiates HTTP/2 with it) and node:https
- * (HTTP/1.1, the webhook's own transport), so the ratios separate the cost of
- * the transport from the cost of the webhook's work. The servers' CPU time per
- * request (from /proc) is the figure least disturbed by other load on the
- * machine; the load generator shares the machine's cores with the server.
+ * Baselines: Deno.serve and node:https (the webhook's own transport), so the
+ * ratios separate the cost of the transport from the cost of the webhook's
+ * work. Like with like: every server runs with the webhook task's V8 flags
+ * (deno.json), and every client speaks HTTP/1.1, as kube-apiserver does to a
+ * webhook (its webhook client offers only http/1.1 by ALPN: k8s.io/apiserver
+ * pkg/util/webhook/client.go, since Kubernetes 1.16). The servers' CPU time
+ * per review (from /proc) is the figure least disturbed by other load on the
+ * machine; the load generator shares the machine's cores with the server, so
+ * the goal line gives the CPU ratio beside the throughput ratio.
+ *
+ * Deno.serve over HTTP/1.1 answers each request about 44 ms late when the
+ * client sends the body after the head (Go's net/http and Deno's fetch both
+ * do; over HTTP/2 it is about 88 ms), so its closed-loop throughput is bound
+ * by concurrency ÷ 44 ms rather than by CPU, and its @200/s row shows the
+ * stall. The goal is taken against the faster of the two bare servers in the
+ * same run, the CPU ratio against the cheaper.
  *
  * The 50-concurrent closed loop saturates the two shared cores, so its
  * latency is mostly queueing (about concurrency ÷ throughput) for every
  * server. The open-loop rows are the load an API server sends: 50 clients,
  * one connection each, together sending a fixed total rate (500 and 1000
- * reviews/s), each server at the same load, compared as ratios. These clients
- * speak HTTP/1.1 to every server: over HTTP/2, Deno.serve answered a lone
- * request on a connection tens of milliseconds late (p50 44 ms at 500/s), so
- * the rows would measure that stall instead of the servers' work.
+ * reviews/s), each server at the same load, compared as ratios.
  */
 
 import { podCreateReview } from "../testing/admission_review.ts";
@@ -36,6 +44,7 @@ import {
   verdict,
 } from "./lib.ts";
 import { freePort, type ServerProcess, startServer } from "../testing/processes.ts";
+import { denoRunTask } from "../testing/deno_tasks.ts";
 
 const ROUNDS = 5;
 const CONCURRENCY = 50;
@@ -58,6 +67,10 @@ const review = JSON.stringify(podCreateReview(pod, {
   userInfo: { username: "system:serviceaccount:kubevirt:kubevirt-controller" },
 }));
 
+/** The webhook exactly as its deno.json task runs it; the bare servers get the same V8 flags. */
+const webhookTask = denoRunTask("webhook", "services/webhook/main.ts");
+const v8Flags = webhookTask.flags.filter((flag) => flag.startsWith("--v8-flags"));
+
 const certificate = await makeCertificate("imds-webhook-bench");
 const volume = await secretVolume(certificate);
 
@@ -66,8 +79,8 @@ function start(target: Target, port: number): Promise<ServerProcess> {
     return startServer({
       args: [
         "run",
-        "-A",
-        `${root}services/webhook/main.ts`,
+        ...webhookTask.flags,
+        `${root}${webhookTask.script}`,
         `--listen=127.0.0.1:${port}`,
         `--tls-cert=${volume.certPath}`,
         `--tls-key=${volume.keyPath}`,
@@ -79,6 +92,7 @@ function start(target: Target, port: number): Promise<ServerProcess> {
   return startServer({
     args: [
       "run",
+      ...v8Flags,
       "--allow-net",
       "--allow-read",
       `${root}bench/bare_tls_echo.ts`,
@@ -130,7 +144,7 @@ try {
     const server = await start(target, port);
     running.set(target, {
       server,
-      client: Deno.createHttpClient({ caCerts: [certificate.caPem] }),
+      client: Deno.createHttpClient({ caCerts: [certificate.caPem], http2: false }),
       clients: Array.from(
         { length: CONCURRENCY },
         () => Deno.createHttpClient({ caCerts: [certificate.caPem], http2: false }),
@@ -297,7 +311,14 @@ printTable(
 );
 
 const webhook = typical("webhook");
-const ratio = median(ratios("bare Deno.serve"));
+const bare: Target[] = ["bare Deno.serve", "bare node:https"];
+const throughput = (target: Target) =>
+  median(results.get(target)!.map((measurement) => measurement.load.requestsPerSecond));
+const cpu = (target: Target) =>
+  median(results.get(target)!.map((measurement) => measurement.cpuPerRequest));
+/** The goal's baseline: the faster bare server of this run. */
+const fastest = bare.reduce((a, b) => throughput(b) > throughput(a) ? b : a);
+const ratio = median(ratios(fastest));
 const openP99 = OPEN_RATES.map((_, index) => openLatency("webhook", index, "p99"));
 console.log(
   `targets: webhook p99 ${
@@ -308,11 +329,14 @@ console.log(
     OPEN_RATES.map((rate, index) => `${fixed(openP99[index])} ms at ${rate}/s`).join(", ")
   } over ${CONCURRENCY} connections (target <= 5 ms: ${
     openP99.every((p99) => p99 <= 5) ? "met" : "NOT met"
-  } at these rates); throughput ${fixed(ratio)}x bare Deno.serve`,
+  } at these rates)`,
 );
-const overNode = median(ratios("bare node:https"));
+// Beside it, the throughput the CPU cost alone allows: a bare server's CPU per review ÷ the webhook's.
 console.log(
-  `goal: webhook throughput: ${fixed(ratio)}× a bare TLS echo (Deno.serve; ${
-    fixed(overNode)
-  }× bare node:https) (goal at least 0.8×): ${verdict(ratio, 0.8, "at least")}`,
+  `goal: webhook throughput: ${fixed(ratio)}× a bare TLS echo (${fastest} over HTTP/1.1, ` +
+    `the faster bare server in this run; per round ${
+      ratios(fastest).map((each) => fixed(each)).join(" ")
+    }) (goal at least 0.8×): ${verdict(ratio, 0.8, "at least")}; CPU per review: ${
+      bare.map((target) => `${fixed(cpu(target) / cpu("webhook"))}× ${target}'s`).join(", ")
+    }`,
 );
