@@ -1,5 +1,12 @@
 import { assertEquals } from "../../testing/assert.ts";
-import { createLogger, isoTime, type LogLevel } from "./log.ts";
+import {
+  createLogger,
+  isoTime,
+  lineWriter,
+  type Logger,
+  type LogLevel,
+  type PlainValue,
+} from "./log.ts";
 
 function capture(level: LogLevel) {
   const lines: Record<string, unknown>[] = [];
@@ -52,6 +59,77 @@ Deno.test("a line keeps its field order, and a field named like a line's own rep
   assertEquals(lines[0].path, '/a"b\\c');
   assertEquals(lines[0].msg, 'quoted "path"');
   assertEquals([lines[1].component, lines[1].level], ["other", "custom"]);
+});
+
+Deno.test("a line writer writes the same text as the logger's own method", () => {
+  const texts: string[] = [];
+  // The time is the only part that may differ between two lines.
+  const sink = (line: string) => texts.push(line.replace(/^\{"time":"[^"]*"/, '{"time":""'));
+  const odd: PlainValue[] = [
+    "/v1/identity",
+    '/a"b\\c',
+    "/\x00\x01\n\t\x1f\x7f",
+    "/\ud800 lone \udc00",
+    "/pair \ud83d\ude00 é \u2028",
+    "",
+    0,
+    -0,
+    0.1 + 0.2,
+    1e21,
+    -5e-7,
+    NaN,
+    Infinity,
+    true,
+    false,
+    null,
+    undefined,
+  ];
+  const loggers: [string, Logger][] = [
+    ["plain", createLogger({ component: "api", sink })],
+    ["with fields", createLogger({ component: "api", sink }).with({ vm: 'a"b', n: 3 })],
+    ["object base", createLogger({ component: "api", sink, fields: { nested: { a: 1 } } })],
+  ];
+  const nameLists = [
+    ["method", "path", "status", "durationMs", "client"],
+    ["value"],
+    ["component", "extra"],
+    ["msg"],
+    [],
+  ];
+  for (const [label, log] of loggers) {
+    for (const names of nameLists) {
+      const write = lineWriter(log, "info", "request", names);
+      for (let first = 0; first < odd.length; first++) {
+        const fields: Record<string, PlainValue> = {};
+        names.forEach((name, i) => fields[name] = odd[(first + i) % odd.length]);
+        texts.length = 0;
+        log.info("request", fields);
+        write(fields);
+        assertEquals(texts.length, 2, `${label} ${names}`);
+        assertEquals(texts[1], texts[0], `${label} ${names} ${JSON.stringify(fields)}`);
+      }
+    }
+  }
+});
+
+Deno.test("a line writer below the logger's level writes nothing", () => {
+  const { lines, log } = capture("warn");
+  lineWriter(log, "info", "request", ["path"])({ path: "/v1/identity" });
+  lineWriter(log, "warn", "slow", ["path"])({ path: "/v1/identity" });
+  assertEquals(lines.map((l) => [l.msg, l.path]), [["slow", "/v1/identity"]]);
+});
+
+Deno.test("a line writer over another Logger calls it with the fields", () => {
+  const calls: unknown[] = [];
+  const log: Logger = {
+    debug() {},
+    info: (msg, fields) => calls.push([msg, fields]),
+    warn() {},
+    error() {},
+    with: () => log,
+  };
+  lineWriter(log, "info", "request", ["path", "status"])({ path: "/healthz", status: 200 });
+  assertEquals(calls, [["request", { path: "/healthz", status: 200 }]]);
 });
 
 Deno.test("stdout lines reach stdout before an exit or a crash ends the process", async () => {

@@ -8,7 +8,7 @@
 
 import { METADATA_HEADER, SESSION_PATH } from "../../shared/contract.ts";
 import { errorAnswer, type PlainResponse } from "../../shared/http_errors.ts";
-import type { Logger } from "../../shared/log.ts";
+import { lineWriter, type Logger } from "../../shared/log.ts";
 import type { SidecarConfig } from "../config.ts";
 import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from "../http/connection_limits.ts";
 import { type ConnectionInfo, type HttpRequest, serveHttp1 } from "../http/http1_server.ts";
@@ -120,13 +120,20 @@ export function createHandler(
     log.error("request failed", { path, error });
     return errorAnswer(500, "internal_error", "the metadata service failed to answer");
   };
+  const requestLine = lineWriter(log, "info", "request", [
+    "method",
+    "path",
+    "status",
+    "durationMs",
+    "client",
+  ]);
   const logged = (
     request: HttpRequest,
     client: string,
     started: number,
     response: PlainResponse,
   ): PlainResponse => {
-    log.info("request", {
+    requestLine({
       method: request.method,
       path: request.path,
       status: response.status,
