@@ -143,7 +143,7 @@ export function createHandler(
     return response;
   };
   return (request, info) => {
-    const started = performance.now();
+    const started = request.receivedAt;
     const client = info.remoteAddr.hostname;
     let response: PlainResponse | Promise<PlainResponse>;
     try {

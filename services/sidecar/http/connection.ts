@@ -25,6 +25,7 @@ import {
   parseRequestHead,
   type ProtocolError,
   tooLarge,
+  wholeCommonHead,
 } from "./request_head.ts";
 import { framedResponse, hasCloseToken, responseBytes } from "./response_bytes.ts";
 
@@ -48,6 +49,8 @@ export interface HttpRequest {
   fields: ReadonlyMap<string, string>;
   /** The body, read from the connection only as it is pulled; null for GET, HEAD and no body. */
   body: ReadableStream<Uint8Array> | null;
+  /** performance.now() when the head was complete (a clock reading costs; one serves all). */
+  receivedAt: number;
 }
 
 export type RequestHandler = (
@@ -78,18 +81,21 @@ export async function serveConnection(
   const reader = connectionReader(conn);
   const info: ConnectionInfo = { remoteAddr: conn.remoteAddr as Deno.NetAddr };
   let first = true;
+  /** When the last response went out, if it took one write; else a next request's wait reads the clock. */
+  let respondedAt: number | undefined;
   try {
     while (!context.stopping()) {
-      slot.awaitRequest(first);
+      slot.awaitRequest(first, respondedAt);
       first = false;
       // Awaits only when the buffer holds no complete head (each await costs a turn).
-      let parsed = headInBuffer(reader, 0);
+      let parsed = reader.held() === 0 ? NOTHING_SCANNED : headInBuffer(reader, 0);
       while ("scanned" in parsed) {
         // One byte beyond the limit, so an oversized head is recognised as such.
         if (!(await reader.fill(MAX_HEAD_BYTES + 1))) return; // the client closed between requests
         parsed = headInBuffer(reader, parsed.scanned);
       }
       const { result, length } = parsed;
+      const receivedAt = performance.now();
       slot.handling();
       if ("protocolError" in result) {
         await respondAndClose(
@@ -118,6 +124,7 @@ export async function serveConnection(
           body: body !== undefined && head.method !== "GET" && head.method !== "HEAD"
             ? body.stream
             : null,
+          receivedAt,
         }, info);
         response = answer instanceof Promise ? await answer : answer;
       } catch (error) {
@@ -132,10 +139,15 @@ export async function serveConnection(
         await respondAndClose(conn, slot, bytes);
         return;
       }
-      slot.writing();
-      // Most writes take the whole response at once: no writeAll frame for those.
+      const writeStarted = slot.writing();
+      // Most writes take the whole response at once: no writeAll frame for those, and
+      // the response went out when the write began.
       const written = await conn.write(bytes);
-      if (written < bytes.length) await writeAll(conn, bytes.subarray(written));
+      respondedAt = writeStarted;
+      if (written < bytes.length) {
+        await writeAll(conn, bytes.subarray(written));
+        respondedAt = undefined;
+      }
     }
   } catch {
     // Reset by the client, or closed by a sweep or a stop: nothing left to answer.
@@ -146,6 +158,8 @@ export async function serveConnection(
     slot.release();
   }
 }
+
+const NOTHING_SCANNED = Object.freeze({ scanned: 0 });
 
 /**
  * The request head at the start of the buffer (or why it is refused) and its
@@ -163,6 +177,8 @@ function headInBuffer(
     bytes = reader.bytes();
     scanned = 0;
   }
+  const whole = wholeCommonHead(bytes);
+  if (whole !== undefined) return { result: whole, length: bytes.length };
   const end = findHeadEnd(bytes, 0, scanned);
   if (end >= 0) return { result: parseRequestHead(bytes.subarray(0, end)), length: end };
   if (bytes.length > MAX_HEAD_BYTES) return { result: { protocolError: tooLarge() }, length: 0 };

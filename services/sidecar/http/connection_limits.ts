@@ -3,8 +3,8 @@
  * from one client address) and how long each may take.
  *
  * Connections beyond a cap are answered 503 and closed the moment they are
- * accepted (the newest go first). Once a second a sweep closes every
- * connection that
+ * accepted (the newest go first). Once a second, while any connection is
+ * held, a sweep closes every connection that
  * - has not completed its first request within `headerTimeoutMs` of being
  *   accepted (silent clients, slowloris),
  * - has not completed its next request within `idleTimeoutMs` of its last
@@ -17,7 +17,7 @@
  */
 
 import type { Logger } from "../../shared/log.ts";
-import { repeat } from "../../shared/sleep.ts";
+import { sleep } from "../../shared/sleep.ts";
 
 export interface ConnectionLimits {
   headerTimeoutMs: number;
@@ -63,14 +63,17 @@ export function openFileLimit(): number | undefined {
 /** One admitted connection's place in the table; its connection loop reports what it is doing. */
 export interface ConnectionSlot {
   readonly client: string;
-  /** Waiting for a request: the first (header timeout) or a next one (idle timeout). */
-  awaitRequest(first: boolean): void;
+  /**
+   * Waiting for a request: the first (header timeout) or a next one (idle
+   * timeout), counted from `since` (a performance.now() reading) when given.
+   */
+  awaitRequest(first: boolean, since?: number): void;
   /** The handler is answering (its own business how long that takes). */
   handling(): void;
   /** The handler is reading a request body (bounded by the header timeout). */
   readingBody(): void;
-  /** A response is being written (bounded by the header timeout). */
-  writing(): void;
+  /** A response is being written (bounded by the header timeout); returns when it began. */
+  writing(): number;
   /** The response that ends the connection is out; draining until LINGER_MS. */
   closing(): void;
   /** The connection is closed; frees its place. */
@@ -152,9 +155,23 @@ export function createConnectionTable(
       reasons = {};
     }
   };
-  // A real timer (under --single-threaded, Atomics.waitAsync timeouts never
-  // fire), and not setInterval, which loads Node.js timers (see sleep.ts).
-  const sweeps = repeat(limits.sweepIntervalMs, sweep);
+  let sweeping = false;
+  let stopped = false;
+  /**
+   * Sweeps every sweepIntervalMs while there is something to sweep (a held
+   * connection, or closes not logged yet): an idle server does not wake up.
+   * A real timer (under --single-threaded, Atomics.waitAsync timeouts never
+   * fire), and not setInterval, which loads Node.js timers (see sleep.ts).
+   */
+  const armSweeps = async (): Promise<void> => {
+    if (sweeping || stopped) return;
+    sweeping = true;
+    while (!stopped && (entries.size > 0 || closedCount > 0)) {
+      await sleep(limits.sweepIntervalMs);
+      if (!stopped) sweep();
+    }
+    sweeping = false;
+  };
 
   return {
     admit(conn, client) {
@@ -164,28 +181,38 @@ export function createConnectionTable(
       else if (fromClient >= limits.maxPerClient) shed = "too many from one client";
       if (shed !== undefined) {
         count(shed);
+        armSweeps();
         return { shed };
       }
       perClient.set(client, fromClient + 1);
       const entry: Entry = { conn, client, phase: "first request", deadline: Infinity };
       entries.add(entry);
+      armSweeps();
       let released = false;
-      const enter = (phase: Phase, ms: number) => {
-        if (entry.phase === "closing" && phase !== "closing") return;
+      /** Enters `phase`, which may last `ms` from `since`; returns `since`. */
+      const enter = (phase: Phase, ms: number, since = performance.now()): number => {
+        if (entry.phase === "closing" && phase !== "closing") return since;
         entry.phase = phase;
-        entry.deadline = ms === Infinity ? Infinity : performance.now() + ms;
+        entry.deadline = since + ms;
+        return since;
       };
       return {
         client,
-        awaitRequest: (first) =>
-          enter(
+        awaitRequest: (first, since) =>
+          void enter(
             first ? "first request" : "next request",
             first ? limits.headerTimeoutMs : limits.idleTimeoutMs,
+            since,
           ),
-        handling: () => enter("handling", Infinity),
-        readingBody: () => enter("reading body", limits.headerTimeoutMs),
+        handling: () => {
+          // No deadline, so no clock reading.
+          if (entry.phase === "closing") return;
+          entry.phase = "handling";
+          entry.deadline = Infinity;
+        },
+        readingBody: () => void enter("reading body", limits.headerTimeoutMs),
         writing: () => enter("writing", limits.headerTimeoutMs),
-        closing: () => enter("closing", LINGER_MS),
+        closing: () => void enter("closing", LINGER_MS),
         release() {
           if (released) return;
           released = true;
@@ -210,6 +237,6 @@ export function createConnectionTable(
     closeAll() {
       for (const entry of entries) close(entry, undefined);
     },
-    stop: () => sweeps.stop(),
+    stop: () => void (stopped = true),
   };
 }

@@ -7,6 +7,8 @@
 export interface ConnectionReader {
   /** The unconsumed bytes (a view, valid until the next fill or consume). */
   bytes(): Uint8Array;
+  /** How many bytes are unconsumed. */
+  held(): number;
   /**
    * Reads once more from the connection, keeping at most `limit` unconsumed
    * bytes; false when the client has closed its side.
@@ -23,6 +25,7 @@ export function connectionReader(conn: Deno.Conn): ConnectionReader {
   let end = 0;
   return {
     bytes: () => buffer.subarray(start, end),
+    held: () => end - start,
     async fill(limit) {
       const held = end - start;
       if (held >= limit) throw new RangeError(`already holding ${held} of ${limit} bytes`);

@@ -109,6 +109,21 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult {
   return anyHead(latin1.decode(bytes));
 }
 
+/**
+ * The head when `bytes` are exactly one head of the common shape and nothing
+ * after it, as when a client sends a request and waits for its answer; else
+ * undefined. Such bytes end with the head's blank line, and COMMON_HEAD allows
+ * no other empty line, so no search for the head's end is needed.
+ */
+export function wholeCommonHead(bytes: Uint8Array): HeadResult | undefined {
+  const last = bytes.length - 1;
+  if (last > MAX_HEAD_BYTES || last < 3 || bytes[last] !== LF) return undefined;
+  const before = bytes[last - 1];
+  if (before !== LF && (before !== CR || bytes[last - 2] !== LF)) return undefined;
+  const ascii = String.fromCharCode.apply(null, bytes as unknown as number[]);
+  return COMMON_HEAD.test(ascii) ? commonHead(ascii) : undefined;
+}
+
 /** A head that matches COMMON_HEAD. */
 function commonHead(text: string): HeadResult {
   const methodEnd = text.indexOf(" ");

@@ -5,6 +5,7 @@ import {
   MAX_HEAD_BYTES,
   parseRequestHead,
   type RequestHead,
+  wholeCommonHead,
 } from "./request_head.ts";
 
 const encoder = new TextEncoder();
@@ -185,4 +186,41 @@ Deno.test("a head of printable ASCII reads the same as one carrying other bytes"
   // Bytes 0x80-0x9f read as windows-1252, as TextDecoder("latin1") reads them.
   const euro = parseRequestHead(latin1("GET / HTTP/1.1\r\nHost: a\r\nX: \x80\r\n\r\n"));
   assertEquals("protocolError" in euro && euro.protocolError.status, 400);
+});
+
+Deno.test("bytes that are one whole common head read as parseRequestHead reads them; others are left to it", () => {
+  const common = [
+    "GET /v1/identity HTTP/1.1\r\nHost: 169.254.169.254\r\nMetadata: true\r\n\r\n",
+    "HEAD /v1/meta-data?x=1&y HTTP/1.0\nAccept:\t*/* \t\nA: 1\na:2\n\n",
+    "PUT /latest/api/token HTTP/1.1\r\nHost: [::1]:80\nX-Ttl:  \t \r\nEmpty:\r\n\r\n",
+    "POST /v1/p HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+    "DELETE / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+    "OPTIONS / HTTP/1.1\r\nHost: x:99999\r\n\r\n",
+    "GET / HTTP/1.0\r\n\r\n",
+  ];
+  for (const text of common) {
+    const bytes = encoder.encode(text);
+    assertEquals(findHeadEnd(bytes, 0, 0), bytes.length, JSON.stringify(text));
+    assertEquals(wholeCommonHead(bytes), parseRequestHead(bytes), JSON.stringify(text));
+  }
+  const others = [
+    // Pipelined: a second head follows the first.
+    "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    // A body follows the head.
+    "POST /v1/p HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab\r\n",
+    // Not complete yet.
+    "GET / HTTP/1.1\r\nHost: a\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\n\r",
+    // Not of the common shape.
+    "GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
+    "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    "TRACE / HTTP/1.1\r\nHost: a\r\n\r\n",
+    "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+    "\r\n\r\n",
+    "\n\n",
+    `GET / HTTP/1.1\r\nHost: a\r\nX: ${"a".repeat(MAX_HEAD_BYTES)}\r\n\r\n`,
+  ];
+  for (const text of others) {
+    assertEquals(wholeCommonHead(encoder.encode(text)), undefined, JSON.stringify(text));
+  }
 });
