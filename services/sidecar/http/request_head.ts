@@ -22,7 +22,7 @@ export interface RequestHead {
   query: string;
   version: "HTTP/1.0" | "HTTP/1.1";
   /** Header fields by lower-case name; repeated fields joined with ", ". */
-  headers: Map<string, string>;
+  headers: ReadonlyMap<string, string>;
   /** How the body is framed: none, a Content-Length, or chunked. */
   body: BodyFraming;
 }
@@ -105,8 +105,7 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult {
   // ASCII reads the same as latin1, and fromCharCode costs less than a TextDecoder;
   // a head with other bytes fails COMMON_HEAD and is decoded as latin1 below.
   const ascii = String.fromCharCode.apply(null, bytes as unknown as number[]);
-  if (COMMON_HEAD.test(ascii)) return commonHead(ascii);
-  return anyHead(latin1.decode(bytes));
+  return recentOrCommonHead(ascii) ?? anyHead(latin1.decode(bytes));
 }
 
 /**
@@ -120,8 +119,33 @@ export function wholeCommonHead(bytes: Uint8Array): HeadResult | undefined {
   if (last > MAX_HEAD_BYTES || last < 3 || bytes[last] !== LF) return undefined;
   const before = bytes[last - 1];
   if (before !== LF && (before !== CR || bytes[last - 2] !== LF)) return undefined;
-  const ascii = String.fromCharCode.apply(null, bytes as unknown as number[]);
-  return COMMON_HEAD.test(ascii) ? commonHead(ascii) : undefined;
+  return recentOrCommonHead(String.fromCharCode.apply(null, bytes as unknown as number[]));
+}
+
+/**
+ * Heads of the common shape parsed lately, by their text. A client that sends
+ * the same head again (a guest polling an endpoint, a probe, a flood of one
+ * request) costs a lookup instead of a parse. Each result is shared by every
+ * request with that text, so nothing changes it (its fields are a
+ * ReadonlyMap). Only short heads are kept, and the table is emptied when
+ * full: heads that all differ cost one lookup each and hold at most
+ * RECENT_HEADS × RECENT_HEAD_CHARS characters.
+ */
+const recentHeads = new Map<string, HeadResult>();
+const RECENT_HEADS = 32;
+const RECENT_HEAD_CHARS = 1024;
+
+/** What the head `text` says when it has the common shape (from recentHeads if seen lately); else undefined. */
+function recentOrCommonHead(text: string): HeadResult | undefined {
+  const known = recentHeads.get(text);
+  if (known !== undefined) return known;
+  if (!COMMON_HEAD.test(text)) return undefined;
+  const result = commonHead(text);
+  if (text.length <= RECENT_HEAD_CHARS) {
+    if (recentHeads.size >= RECENT_HEADS) recentHeads.clear();
+    recentHeads.set(text, result);
+  }
+  return result;
 }
 
 /** A head that matches COMMON_HEAD. */
