@@ -122,12 +122,13 @@ export function createReviewGate(budget: ReviewBudget): ReviewGate {
     };
   }
 
+  const tryEnter = (size: number) => queue.length === 0 && fits(size) ? start(size) : undefined;
+
   return {
-    tryEnter: (size) => queue.length === 0 && fits(size) ? start(size) : undefined,
+    tryEnter,
     enter(size, abandoned) {
-      if (queue.length === 0 && fits(size)) {
-        return Promise.resolve({ admitted: true, release: start(size) });
-      }
+      const release = tryEnter(size);
+      if (release !== undefined) return Promise.resolve({ admitted: true, release });
       if (queue.length > 0 && waitingBytes + size > budget.bytesWaiting) {
         return Promise.resolve({ admitted: false, reason: "overloaded" });
       }
