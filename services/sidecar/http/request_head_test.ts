@@ -161,19 +161,22 @@ Deno.test("a head over MAX_HEAD_BYTES is a 431", () => {
   assert("head" in parse(justFits.replace("X: ", `X: ${filler}`)));
 });
 
+/** Heads of the common shape (common method, path target, printable ASCII), good and bad. */
+const COMMON_SHAPED_HEADS = [
+  "GET /v1/identity HTTP/1.1\r\nHost: 169.254.169.254\r\nMetadata: true\r\n\r\n",
+  "HEAD /v1/meta-data?x=1&y HTTP/1.0\nAccept:\t*/* \t\nA: 1\na:2\n\n",
+  "PUT /latest/api/token HTTP/1.1\r\nHost: [::1]:80\nX-Ttl:  \t \r\nEmpty:\r\n\r\n",
+  "POST /v1/p HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+  "DELETE / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+  "OPTIONS / HTTP/1.1\r\nHost: x:99999\r\n\r\n",
+  "PATCH / HTTP/1.1\r\nAccept: */*\r\n\r\n",
+  "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+  "GET / HTTP/1.0\r\n\r\n",
+];
+
 Deno.test("a head of printable ASCII reads the same as one carrying other bytes", () => {
   const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
-  const heads = [
-    "GET /v1/identity HTTP/1.1\r\nHost: 169.254.169.254\r\nMetadata: true\r\n\r\n",
-    "HEAD /v1/meta-data?x=1&y HTTP/1.0\nAccept:\t*/* \t\nA: 1\na:2\n\n",
-    "PUT /latest/api/token HTTP/1.1\r\nHost: [::1]:80\nX-Ttl:  \t \r\nEmpty:\r\n\r\n",
-    "POST /v1/p HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
-    "DELETE / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
-    "OPTIONS / HTTP/1.1\r\nHost: x:99999\r\n\r\n",
-    "PATCH / HTTP/1.1\r\nAccept: */*\r\n\r\n",
-    "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
-  ];
-  for (const text of heads) {
+  for (const text of COMMON_SHAPED_HEADS) {
     const plain = parseRequestHead(latin1(text));
     // A field with a byte above 0x7e takes the line-by-line checks.
     const other = parseRequestHead(latin1(text.replace("\n", "\nX-Other: caf\xe9\n")));
@@ -191,16 +194,7 @@ Deno.test("a head of printable ASCII reads the same as one carrying other bytes"
 });
 
 Deno.test("bytes that are one whole common head read as parseRequestHead reads them; others are left to it", () => {
-  const common = [
-    "GET /v1/identity HTTP/1.1\r\nHost: 169.254.169.254\r\nMetadata: true\r\n\r\n",
-    "HEAD /v1/meta-data?x=1&y HTTP/1.0\nAccept:\t*/* \t\nA: 1\na:2\n\n",
-    "PUT /latest/api/token HTTP/1.1\r\nHost: [::1]:80\nX-Ttl:  \t \r\nEmpty:\r\n\r\n",
-    "POST /v1/p HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
-    "DELETE / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
-    "OPTIONS / HTTP/1.1\r\nHost: x:99999\r\n\r\n",
-    "GET / HTTP/1.0\r\n\r\n",
-  ];
-  for (const text of common) {
+  for (const text of COMMON_SHAPED_HEADS) {
     const bytes = encoder.encode(text);
     assertEquals(findHeadEnd(bytes, 0, 0), bytes.length, JSON.stringify(text));
     assertEquals(wholeCommonHead(bytes), parseRequestHead(bytes), JSON.stringify(text));
