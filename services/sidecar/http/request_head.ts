@@ -116,7 +116,7 @@ export function parseRequestHead(bytes: Uint8Array): HeadResult {
  */
 export function wholeCommonHead(bytes: Uint8Array): HeadResult | undefined {
   const last = bytes.length - 1;
-  if (last > MAX_HEAD_BYTES || last < 3 || bytes[last] !== LF) return undefined;
+  if (bytes.length > MAX_HEAD_BYTES || last < 3 || bytes[last] !== LF) return undefined;
   const before = bytes[last - 1];
   if (before !== LF && (before !== CR || bytes[last - 2] !== LF)) return undefined;
   return recentOrCommonHead(String.fromCharCode.apply(null, bytes as unknown as number[]));

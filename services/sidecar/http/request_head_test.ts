@@ -159,6 +159,10 @@ Deno.test("a head over MAX_HEAD_BYTES is a 431", () => {
   const justFits = `GET / HTTP/1.1\r\nHost: a\r\nX: \r\n\r\n`;
   const filler = "b".repeat(MAX_HEAD_BYTES - justFits.length);
   assert("head" in parse(justFits.replace("X: ", `X: ${filler}`)));
+  // One byte more is refused, also when the bytes are exactly that one head (the quick path).
+  const oneOver = justFits.replace("X: ", `X: ${filler}b`);
+  assertEquals(refusal(oneOver), [431, "headers_too_large"]);
+  assertEquals(wholeCommonHead(encoder.encode(oneOver)), undefined);
 });
 
 /** Heads of the common shape (common method, path target, printable ASCII), good and bad. */
